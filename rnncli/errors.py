@@ -1,0 +1,41 @@
+"""Exception types of rnn: every mistake a user can make is one of these.
+
+The CLI maps each to a one-line message on stderr and its exit code; nothing
+below the CLI prints or exits.  Exit codes: 0 ok, 1 runtime failure or failed
+gate, 2 usage or configuration error.
+"""
+
+
+class RnnError(Exception):
+    """Base of every error the CLI reports as one line, without a traceback."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class ConfigError(RnnError):
+    """A config file or a --set override is wrong (names the key path)."""
+
+    exit_code = 2
+
+
+class UsageError(RnnError):
+    """The command line asks for something that cannot be done."""
+
+    exit_code = 2
+
+
+class DataError(RnnError):
+    """A corpus or prompt cannot be read or used (names the file)."""
+
+    exit_code = 2
+
+
+class CheckpointError(RnnError):
+    """A checkpoint is missing, damaged or does not match (names the file)."""
+
+    exit_code = 1
