@@ -1,0 +1,183 @@
+"""The language model: embedding -> stacked recurrent layers -> linear output -> softmax.
+
+Parameters live in one flat dict named as PyTorch's ``word_language_model``
+names them (``encoder.weight``, ``rnn.weight_ih_l0``, ..., ``decoder.weight``,
+``decoder.bias``), with PyTorch's shapes, so a checkpoint's tensors load into
+``torch.nn.Embedding``, ``torch.nn.RNN/LSTM/GRU`` and ``torch.nn.Linear`` by name.
+
+``forward`` runs one window of token ids ``(T, B)`` and returns the loss and a
+cache value; ``backward(cache)`` returns the gradient of every parameter,
+summed over all T steps of the window (backpropagation through time).  The
+hidden state leaving a window is returned separately so that the caller can
+carry it into the next window without carrying the gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cells import CELLS
+from .functional import cross_entropy_, dropout_mask
+
+State = list[tuple[np.ndarray, ...]]  # one tuple per layer: (h,) or (h, c), each (B, H)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Everything that fixes the parameter shapes and the computation."""
+
+    vocab_size: int
+    cell: str = "rnn"
+    embedding_size: int = 128
+    hidden_size: int = 128
+    layers: int = 1
+    dropout: float = 0.0
+    tie_weights: bool = False
+
+
+class RNNModel:
+    def __init__(self, shape: ModelShape, dtype: np.dtype | type = np.float32):
+        if shape.cell not in CELLS:
+            raise ValueError(f"unknown cell {shape.cell!r}")
+        if shape.tie_weights and shape.embedding_size != shape.hidden_size:
+            raise ValueError("tied weights need embedding_size == hidden_size")
+        self.shape = shape
+        self.kind = CELLS[shape.cell]
+        self.dtype = np.dtype(dtype)
+        self.params: dict[str, np.ndarray] = {
+            name: np.zeros(s, dtype=self.dtype) for name, s in self.param_shapes().items()
+        }
+
+    # ------------------------------------------------------------ parameters
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Trainable parameters and their shapes (a tied decoder weight is not listed)."""
+        s = self.shape
+        G, H = self.kind.gates, s.hidden_size
+        shapes: dict[str, tuple[int, ...]] = {"encoder.weight": (s.vocab_size, s.embedding_size)}
+        for k in range(s.layers):
+            fan_in = s.embedding_size if k == 0 else H
+            shapes[f"rnn.weight_ih_l{k}"] = (G * H, fan_in)
+            shapes[f"rnn.weight_hh_l{k}"] = (G * H, H)
+            shapes[f"rnn.bias_ih_l{k}"] = (G * H,)
+            shapes[f"rnn.bias_hh_l{k}"] = (G * H,)
+        if not s.tie_weights:
+            shapes["decoder.weight"] = (s.vocab_size, H)
+        shapes["decoder.bias"] = (s.vocab_size,)
+        return shapes
+
+    def init_params(self, rng: np.random.Generator, init_range: float) -> None:
+        """Uniform(-init_range, init_range) for every weight and bias; zero output bias."""
+        for name, p in self.params.items():
+            if name == "decoder.bias":
+                p[...] = 0.0
+            else:
+                p[...] = rng.uniform(-init_range, init_range, size=p.shape)
+
+    def decoder_weight(self) -> np.ndarray:
+        return self.params["encoder.weight" if self.shape.tie_weights else "decoder.weight"]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameters under PyTorch's names, with the tied decoder weight written out too."""
+        out = dict(self.params)
+        if self.shape.tie_weights:
+            out["decoder.weight"] = self.params["encoder.weight"]
+        return out
+
+    def num_params(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    # ----------------------------------------------------------------- state
+    def initial_state(self, batch_size: int) -> State:
+        H = self.shape.hidden_size
+        return [
+            tuple(np.zeros((batch_size, H), dtype=self.dtype) for _ in range(self.kind.state_size))
+            for _ in range(self.shape.layers)
+        ]
+
+    def _layer_params(self, k: int):
+        p = self.params
+        return (p[f"rnn.weight_ih_l{k}"], p[f"rnn.weight_hh_l{k}"], p[f"rnn.bias_ih_l{k}"], p[f"rnn.bias_hh_l{k}"])
+
+    # --------------------------------------------------------------- forward
+    def hidden(
+        self,
+        ids: np.ndarray,
+        state: State,
+        *,
+        rng: np.random.Generator | None = None,
+        masks: list | None = None,
+        keep_cache: bool = False,
+    ):
+        """Run the recurrent stack over ids (T, B); returns (top hidden (T, B, H), new state, cache).
+
+        Dropout is active when ``rng`` is given (training) or when explicit
+        ``masks`` are passed (gradient checks): one mask on the embeddings and
+        one on each layer's output, the last one being the input of the decoder.
+        """
+        s = self.shape
+        W_enc = self.params["encoder.weight"]
+        x = W_enc[ids]  # (T, B, E)
+        T, B = ids.shape
+        if masks is None and rng is not None and s.dropout > 0:
+            masks = [dropout_mask(rng, (T, B, s.embedding_size), s.dropout, self.dtype)]
+            masks += [dropout_mask(rng, (T, B, s.hidden_size), s.dropout, self.dtype) for _ in range(s.layers)]
+        if masks is not None and masks[0] is not None:
+            x = x * masks[0]
+        new_state: State = []
+        caches = []
+        for k in range(s.layers):
+            out, st, cache = self.kind.forward(*self._layer_params(k), x, state[k])
+            new_state.append(st)
+            if keep_cache:
+                caches.append(cache)
+            if masks is not None and masks[k + 1] is not None:
+                out = out * masks[k + 1]  # (T, B, H)
+            x = out
+        return x, new_state, (ids, masks, caches, x)
+
+    def logits(self, hidden: np.ndarray) -> np.ndarray:
+        """(N, H) hidden -> (N, V) logits."""
+        return hidden @ self.decoder_weight().T + self.params["decoder.bias"]
+
+    def forward(self, ids, targets, state, *, rng=None, masks=None):
+        """Loss (mean nats per token) of targets (T, B) given ids (T, B); returns (loss, state, cache)."""
+        top, new_state, (ids, masks, caches, _) = self.hidden(ids, state, rng=rng, masks=masks, keep_cache=True)
+        T, B, H = top.shape
+        flat = top.reshape(T * B, H)
+        loss, dlogits = cross_entropy_(self.logits(flat), targets.reshape(-1))
+        return loss, new_state, (ids, masks, caches, flat, dlogits)
+
+    # -------------------------------------------------------------- backward
+    def backward(self, cache) -> dict[str, np.ndarray]:
+        """Gradient of the window's mean loss with respect to every trainable parameter."""
+        ids, masks, caches, flat, dlogits = cache
+        s = self.shape
+        T, B = ids.shape
+        grads: dict[str, np.ndarray] = {}
+        W_dec = self.decoder_weight()
+        dW_dec = dlogits.T @ flat  # (V, H)
+        grads["decoder.bias"] = dlogits.sum(axis=0)
+        dx = (dlogits @ W_dec).reshape(T, B, s.hidden_size)  # (T, B, H)
+        for k in range(s.layers - 1, -1, -1):
+            if masks is not None and masks[k + 1] is not None:
+                dx = dx * masks[k + 1]
+            W_ih, W_hh, _, _ = self._layer_params(k)
+            # the state handed to the next window is detached: no gradient flows back from it
+            zeros = tuple(np.zeros((B, s.hidden_size), dtype=self.dtype) for _ in range(self.kind.state_size))
+            dx, _, (dW_ih, dW_hh, db_ih, db_hh) = self.kind.backward(W_ih, W_hh, caches[k], dx, zeros)
+            grads[f"rnn.weight_ih_l{k}"] = dW_ih
+            grads[f"rnn.weight_hh_l{k}"] = dW_hh
+            grads[f"rnn.bias_ih_l{k}"] = db_ih
+            grads[f"rnn.bias_hh_l{k}"] = db_hh
+        if masks is not None and masks[0] is not None:
+            dx = dx * masks[0]
+        dW_enc = np.zeros_like(self.params["encoder.weight"])
+        np.add.at(dW_enc, ids.reshape(-1), dx.reshape(T * B, s.embedding_size))
+        if s.tie_weights:
+            dW_enc += dW_dec  # one matrix, two uses: the gradients add
+        else:
+            grads["decoder.weight"] = dW_dec
+        grads["encoder.weight"] = dW_enc
+        return grads
