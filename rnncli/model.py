@@ -85,6 +85,18 @@ class RNNModel:
             out["decoder.weight"] = self.params["encoder.weight"]
         return out
 
+    def load_state_dict(self, weights: dict[str, np.ndarray]) -> None:
+        """Copy tensors into the parameters, checking names, shapes and finiteness (ValueError)."""
+        for name, shape in self.param_shapes().items():
+            w = weights.get(name)
+            if w is None:
+                raise ValueError(f"tensor {name} is missing")
+            if tuple(w.shape) != shape:
+                raise ValueError(f"tensor {name} has shape {tuple(w.shape)}, expected {shape}")
+            if not np.all(np.isfinite(w)):
+                raise ValueError(f"tensor {name} holds NaN or infinite values")
+            self.params[name][...] = w
+
     def num_params(self) -> int:
         return sum(p.size for p in self.params.values())
 

@@ -1,0 +1,5 @@
+"""`python -m rnncli` works like `rnn`."""
+
+from .cli import main
+
+main(prog_name="rnn")

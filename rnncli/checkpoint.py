@@ -1,0 +1,261 @@
+"""Checkpoints: self-contained, pickle-free, written atomically, verified when read.
+
+A training run owns one folder (``checkpoint.dir``)::
+
+    checkpoints/default/
+        index.json           which checkpoint is the last and which the best
+        metrics.jsonl        one JSON line per epoch
+        ckpt-e0003-s0000412/ one checkpoint, never modified once in place:
+            model.safetensors    weights under PyTorch's word_language_model names
+            trainer.safetensors  optimizer moments and the carried hidden state
+            vocab.json           the vocabulary (ids, training counts)
+            checkpoint.json      resolved config, tokenizer, progress, RNG state,
+                                 versions and the SHA-256 of the three files above
+
+A checkpoint is written under a temporary name, every file fsynced, then
+renamed into place; only then is ``index.json`` replaced (write, fsync,
+rename).  A crash at any moment leaves the previous checkpoint and index intact.
+Weights are read with safetensors and the rest with json, so loading a
+checkpoint can never run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import CheckpointError
+
+FORMAT_VERSION = 1
+INDEX = "index.json"
+META = "checkpoint.json"
+MODEL_FILE = "model.safetensors"
+TRAINER_FILE = "trainer.safetensors"
+VOCAB_FILE = "vocab.json"
+LAST_RUN_POINTER = Path(".rnn") / "last_run"  # relative to the folder `rnn train` ran in
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    weights: dict[str, np.ndarray]
+    meta: dict  # config, tokenizer, progress, rng, versions
+    vocab: dict
+    trainer: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ writing
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_bytes(path: Path, data: bytes) -> str:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace a file so that readers see either the old or the new content, never a mix."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _write_bytes(tmp, data)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _tensor_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    from safetensors.numpy import save
+
+    return save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+
+
+def save_checkpoint(
+    run_dir: Path,
+    name: str,
+    weights: dict[str, np.ndarray],
+    trainer: dict[str, np.ndarray],
+    vocab: dict,
+    meta: dict,
+    *,
+    is_best: bool,
+) -> Path:
+    """Write checkpoint ``name`` into run_dir, make it the last (and maybe the best), prune old ones."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    final = run_dir / name
+    tmp = run_dir / f".tmp-{name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        files = {
+            MODEL_FILE: _write_bytes(tmp / MODEL_FILE, _tensor_bytes(weights)),
+            TRAINER_FILE: _write_bytes(tmp / TRAINER_FILE, _tensor_bytes(trainer)),
+            VOCAB_FILE: _write_bytes(tmp / VOCAB_FILE, json.dumps(vocab, ensure_ascii=False).encode()),
+        }
+        meta = dict(meta, format_version=FORMAT_VERSION, files=files, versions=versions())
+        _write_bytes(tmp / META, json.dumps(meta, indent=1, ensure_ascii=False).encode())
+        _fsync_dir(tmp)
+        if final.exists():  # re-saving the same step (e.g. after a resume): replace it
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(run_dir)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"cannot write checkpoint in {run_dir}: {e.strerror or e}; the previous checkpoint is kept"
+        ) from None
+    index = read_index(run_dir)
+    index["last"] = name
+    if is_best or "best" not in index:
+        index["best"] = name
+    index["format_version"] = FORMAT_VERSION
+    try:
+        write_atomic(run_dir / INDEX, json.dumps(index, indent=1).encode())
+    except OSError as e:
+        raise CheckpointError(f"cannot update {run_dir / INDEX}: {e.strerror or e}") from None
+    _prune(run_dir, keep={index["last"], index["best"]})
+    return final
+
+
+def _prune(run_dir: Path, keep: set[str]) -> None:
+    """Remove checkpoints the index no longer names, and temporaries left by a crash."""
+    for child in run_dir.iterdir():
+        stale = child.name.startswith(("ckpt-", ".tmp-ckpt-")) and child.name not in keep
+        if stale and child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def append_metrics(run_dir: Path, record: dict) -> None:
+    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def versions() -> dict:
+    import numpy
+
+    return {"rnn": __version__, "numpy": numpy.__version__, "python": sys.version.split()[0]}
+
+
+def remember_last_run(run_dir: Path, cwd: Path | None = None) -> None:
+    """Record the run folder so that predict/eval in this folder find it without --checkpoint."""
+    pointer = (cwd or Path.cwd()) / LAST_RUN_POINTER
+    try:
+        pointer.parent.mkdir(exist_ok=True)
+        write_atomic(pointer, str(run_dir.resolve()).encode())
+    except OSError:
+        pass  # only a convenience: predict can still be given --checkpoint
+
+
+# ------------------------------------------------------------------ reading
+def read_index(run_dir: Path) -> dict:
+    path = run_dir / INDEX
+    if not path.exists():
+        return {}
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"{path}: damaged index; remove it and point --checkpoint at a ckpt-* folder") from None
+    if not isinstance(index, dict):
+        raise CheckpointError(f"{path}: damaged index; remove it and point --checkpoint at a ckpt-* folder")
+    return index
+
+
+def find_checkpoint(path: Path, which: str = "best") -> Path:
+    """A run folder (its best or last checkpoint) or one checkpoint folder -> the checkpoint folder."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}; run `rnn train CONFIG` first", exit_code=2)
+    if (path / META).exists():
+        return path
+    index = read_index(path)
+    name = index.get(which) or index.get("last")
+    if not name:
+        raise CheckpointError(f"no checkpoint in {path}; run `rnn train CONFIG` to make one", exit_code=2)
+    found = path / name
+    if not (found / META).exists():
+        raise CheckpointError(f"{path / INDEX} names {name}, which is missing; the run folder is damaged")
+    return found
+
+
+def default_checkpoint(explicit: str | None) -> Path:
+    """--checkpoint, else $RNN_CHECKPOINT, else the run that the last `rnn train` here wrote."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("RNN_CHECKPOINT")
+    if env:
+        return Path(env)
+    pointer = Path.cwd() / LAST_RUN_POINTER
+    if pointer.exists():
+        try:
+            return Path(pointer.read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError):
+            pass
+    raise CheckpointError(
+        "no model to use: run `rnn train CONFIG` in this folder first, or give --checkpoint DIR "
+        "(or set RNN_CHECKPOINT)",
+        exit_code=2,
+    )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(path: Path, which: str = "best", with_trainer: bool = False) -> Checkpoint:
+    """Read and verify a checkpoint; every problem is a CheckpointError naming the file."""
+    ckpt = find_checkpoint(Path(path), which)
+    meta_path = ckpt / META
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"{meta_path}: damaged (not readable JSON)") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("files"), dict):
+        raise CheckpointError(f"{meta_path}: damaged (missing the file list)")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{meta_path}: checkpoint format {version!r} is not supported by rnn {__version__} "
+            f"(it reads format {FORMAT_VERSION})"
+        )
+    wanted = [MODEL_FILE, VOCAB_FILE] + ([TRAINER_FILE] if with_trainer else [])
+    for name in wanted:
+        f = ckpt / name
+        if not f.exists():
+            raise CheckpointError(f"{f}: missing; the checkpoint is incomplete")
+        if _sha256(f) != meta["files"].get(name):
+            raise CheckpointError(f"{f}: checksum mismatch; the file was truncated or changed after it was written")
+    try:
+        vocab = json.loads((ckpt / VOCAB_FILE).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"{ckpt / VOCAB_FILE}: damaged (not readable JSON)") from None
+    weights = _read_tensors(ckpt / MODEL_FILE)
+    trainer = _read_tensors(ckpt / TRAINER_FILE) if with_trainer else {}
+    return Checkpoint(ckpt, weights, meta, vocab, trainer)
+
+
+def _read_tensors(path: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load
+
+    try:
+        return load(path.read_bytes())
+    except Exception as e:  # safetensors raises its own error types for bad headers
+        raise CheckpointError(f"{path}: damaged weights file ({e})") from None

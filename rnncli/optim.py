@@ -1,0 +1,101 @@
+"""Optimisers (SGD, Adam) and gradient-norm clipping, updating parameter arrays in place.
+
+Optimiser state is a flat dict of arrays plus a step counter, so a checkpoint
+can store it as tensors and JSON and a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def clip_grad_norm_(grads: dict[str, np.ndarray], max_norm: float) -> float:
+    """Scale all gradients together so their global L2 norm is at most max_norm.
+
+    Returns the norm before clipping (float64; non-finite if any gradient is).
+    ``max_norm <= 0`` only measures.
+    """
+    total = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+    if max_norm > 0 and total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for g in grads.values():
+            g *= scale
+    return total
+
+
+class SGD:
+    """Plain stochastic gradient descent, with optional L2 weight decay."""
+
+    name = "sgd"
+
+    def __init__(self, lr: float, weight_decay: float = 0.0):
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.steps = 0
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        self.steps += 1
+        for name, g in grads.items():
+            p = params[name]
+            if self.weight_decay:
+                g += self.weight_decay * p
+            p -= p.dtype.type(self.lr) * g
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        pass
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) with bias correction, as torch.optim.Adam computes it."""
+
+    name = "adam"
+
+    def __init__(self, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.steps = 0
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        self.steps += 1
+        b1, b2 = self.beta1, self.beta2
+        bc1 = 1.0 - b1**self.steps
+        bc2 = 1.0 - b2**self.steps
+        for name, g in grads.items():
+            p = params[name]
+            if self.weight_decay:
+                g += self.weight_decay * p
+            if name not in self.m:
+                self.m[name] = np.zeros_like(p)
+                self.v[name] = np.zeros_like(p)
+            m, v = self.m[name], self.v[name]
+            m *= b1
+            m += (1.0 - b1) * g
+            v *= b2
+            v += (1.0 - b2) * (g * g)
+            denom = np.sqrt(v / bc2)
+            denom += self.eps
+            p -= p.dtype.type(self.lr / bc1) * (m / denom)
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        out = {f"m.{k}": a for k, a in self.m.items()}
+        out.update({f"v.{k}": a for k, a in self.v.items()})
+        return out
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.m = {k[2:]: a.copy() for k, a in arrays.items() if k.startswith("m.")}
+        self.v = {k[2:]: a.copy() for k, a in arrays.items() if k.startswith("v.")}
+
+
+def make_optimizer(name: str, lr: float, weight_decay: float = 0.0):
+    if name == "sgd":
+        return SGD(lr, weight_decay)
+    if name == "adam":
+        return Adam(lr, weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}")

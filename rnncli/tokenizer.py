@@ -1,0 +1,500 @@
+"""Turn text into word tokens and token ids, and tokens back into readable text.
+
+`Tokenizer` splits Portuguese prose into words and punctuation (or, in whitespace
+mode, splits on whitespace only) and marks sentence and line ends with `<eos>`.
+`Vocab` maps tokens to integer ids, with `<unk>` (id 0) for unseen words and
+`<eos>` (id 1).  `detokenize` joins tokens into text with Portuguese spacing.
+Everything here is plain data that round-trips through JSON, so a checkpoint can
+carry the exact tokenizer and vocabulary it was trained with.
+
+Portuguese mode, in short (see `_TOKEN_RE` for the details):
+
+* a word is a run of letters (with combining marks) and digits, glued by
+  internal hyphens ("far-se-á", "guarda-chuva"), internal apostrophes
+  ("d'água", "n’alma") and, between digits, "." and "," ("1.234,56");
+  ordinal marks stick to their number ("1º", "2.ª", "5.°");
+* the abbreviations in `ABBREVIATIONS` keep their period ("Sr.", "D.", "etc.");
+* "R$" and "US$" are single tokens; "%" and every other symbol or emoji is a
+  token of one character; "..." is one token and so is a run of hyphens "--";
+* a sentence ends after ".", "!", "?", "..." or "…" (and any closing quotes or
+  brackets glued to it) unless the next token on the same line, skipping
+  dialogue dashes, starts with a lower-case letter or is "," or ";".
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+
+from rnncli.errors import ConfigError
+
+UNK = "<unk>"
+EOS = "<eos>"
+SPECIALS = (UNK, EOS)
+MODES = ("portuguese", "whitespace")
+
+# Abbreviations that keep their period and never end a sentence, written in lower
+# case and matched case-insensitively.  Kept short on purpose: each entry means a
+# sentence that really ends in it ("... leite etc. Depois") loses its <eos>.
+# The single letters are the ones Portuguese prose uses before names
+# ("D. Maria", "S. Paulo", "V. Exa.") or pages ("p. 12"); other initials are not
+# protected, because "É." or "A." can end a sentence.
+_ABBREVIATION_LIST = """
+    sr. sra. srs. sras. srta. sr.ª sra.ª dr. dra. drs. dras. d. d.ª
+    prof. profa. profs. pe. fr. s. s.ª s.s. v. v.s. v.s.ª v.sa.
+    exa. ex.ª excia. v.exa. v.ex.ª v.excia. exmo. exma. ex.mo ex.ma ilmo. ilma. il.mo il.ma
+    etc. pág. págs. p. pp. n.º n.° cap. vol. séc. av. sto. sta. obs. cf. ed. fl. fls.
+"""
+ABBREVIATIONS = frozenset(_ABBREVIATION_LIST.split())
+
+# Combining marks (Mn, Mc, Me) of the Basic Multilingual Plane.  Python's `re`
+# has no \p{M}, and NFC leaves marks that have no precomposed letter in place,
+# so without this class a letter like "q" + U+0303 would split its word.  The scan skips the
+# CJK, Hangul and surrogate/private-use blocks (no marks there) so that
+# importing stays fast; marks outside the BMP become one-character tokens.
+_SCAN = [(0x0300, 0x3400), (0xA000, 0xAC00), (0xF900, 0x10000)]
+
+
+def _mark_class() -> str:
+    ranges: list[tuple[int, int]] = []
+    for lo, hi in _SCAN:
+        for cp in range(lo, hi):
+            if unicodedata.category(chr(cp))[0] == "M":
+                if ranges and ranges[-1][1] == cp - 1:
+                    ranges[-1] = (ranges[-1][0], cp)
+                else:
+                    ranges.append((cp, cp))
+    return "[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges) + "]"
+
+
+_MARK = _mark_class()
+_LETTER = r"[^\W_]"  # letters and digits, i.e. \w without the underscore
+# A run of letters; marks and ordinal signs may follow inside it ("5.°" joins
+# only after a digit so that "era o." stays a word and a full stop).
+_RUN = rf"{_LETTER}+(?:(?:{_MARK}+|(?<=\d)\.?[°ºª]){_LETTER}*)*"
+# What may glue two runs into one word: hyphens, apostrophes, and the thousands
+# and decimal separators of a number (only between digits, so "fim.Depois"
+# still splits).
+_CONNECT = r"(?:[-\u2010'\u2019]|(?<=\d)[.,](?=\d))"
+
+
+def _trie_pattern(words: Iterable[str]) -> str:
+    """A regex matching any of `words` (longest first), case-insensitively.
+
+    Written as a trie ("s(?:r(?:a)?...)") with explicit [sS] classes rather than
+    `(?i:sr\\.|sra\\.|...)`: `re` tries a flat alternation entry by entry at the
+    start of every token, which tripled the time to tokenize a corpus.
+    """
+    tree: dict[str, dict] = {}
+    for word in words:
+        node = tree
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a word ends here
+
+    def emit(node: dict[str, dict]) -> str:
+        alts = []
+        for ch in sorted(k for k in node if k):
+            up = ch.upper()
+            cased = up != ch and len(up) == 1
+            piece = f"[{re.escape(ch)}{re.escape(up)}]" if cased else re.escape(ch)
+            alts.append(piece + emit(node[ch]))
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        # Greedy "?" tries the longer abbreviation first ("sr.ª" before "sr.").
+        return f"(?:{body})?" if "" in node else body
+
+    return emit(tree)
+
+
+_ABBREV = _trie_pattern(ABBREVIATIONS)
+_TERMINALS = ".!?…"
+# A sentence-end cluster: the mark and the closing quotes/brackets glued to it,
+# so that the <eos> lands after `."` or `!)` and not between them.
+_CLUSTER = r"(?:\.\.\.|[.!?…])[.!?…\"'”’»)\]}]*"
+
+_TOKEN_RE = re.compile(
+    rf"""
+    <unk>|<eos>                         # specials already in the text
+    |{_ABBREV}                          # Sr. D. etc. n.º
+    |(?i:r|us)\$                        # currencies: R$ US$
+    |{_RUN}(?:{_CONNECT}{_RUN})*        # words and numbers
+    |{_CLUSTER}                         # . ! ? ... … (+ closing quotes)
+    |-{{2,}}                            # "--" used as a dash
+    |\S                                 # anything else: one character
+    """,
+    re.VERBOSE,
+)
+_CLUSTER_PART_RE = re.compile(r"\.\.\.|.", re.DOTALL)
+
+# Only these end a line.  str.splitlines also breaks on \v, \f, \x1c-\x1e, \x85,
+# U+2028 and U+2029; here those are whitespace inside a line, so that a file
+# read line by line and the same text tokenized at once agree.
+_LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
+# Control characters that are not whitespace become spaces (they separate
+# tokens but never become one); invisible format characters (soft hyphen,
+# zero-width space/joiners, bidi marks, BOM) are deleted so that they cannot
+# break a word in two.
+_CONTROL = r"\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f"
+_INVISIBLE = r"\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+_ODD_RE = re.compile(f"[{_CONTROL}{_INVISIBLE}]")
+_CONTROL_RE = re.compile(f"[{_CONTROL}]")
+_INVISIBLE_RE = re.compile(f"[{_INVISIBLE}]")
+
+# Inside a word the typographic apostrophe becomes the straight one, so that
+# "d’água" and "d'água" are one vocabulary entry.
+_CURLY_APOSTROPHE_RE = re.compile(r"(?<=[^\W_])\u2019(?=[^\W_])")
+_DASHES = frozenset({"—", "–", "-", "‐"})
+_CONTINUES_SENTENCE = frozenset({",", ";"})
+
+
+def _clean(line: str) -> str:
+    """Drop invisible characters, blank out control characters, then NFC."""
+    if _ODD_RE.search(line):
+        line = _INVISIBLE_RE.sub("", _CONTROL_RE.sub(" ", line))
+    return unicodedata.normalize("NFC", line)
+
+
+def _split_lines(chunks: Iterable[str]) -> Iterator[str]:
+    """Yield the lines of a text given in arbitrary pieces, without their breaks.
+
+    The pieces may be file lines, `str.splitlines(keepends=True)` output or one
+    big string: a line is only complete at "\\n", "\\r\\n" or "\\r", so every way
+    of cutting the same text gives the same lines.  A "\\r\\n" cut between two
+    pieces gives an extra empty line, which tokenizes to nothing.
+    """
+    pending: list[str] = []
+    for chunk in chunks:
+        parts = _LINE_BREAK_RE.split(chunk)
+        if len(parts) == 1:
+            if chunk:
+                pending.append(chunk)
+            continue
+        pending.append(parts[0])
+        yield "".join(pending)
+        pending = []
+        yield from parts[1:-1]
+        if parts[-1]:
+            pending.append(parts[-1])
+    if pending:
+        yield "".join(pending)
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """How text becomes tokens; the settings are stored with every checkpoint."""
+
+    mode: str = "portuguese"  # "portuguese" (rules above) or "whitespace"
+    lowercase: bool = True  # fold to lower case (accents kept)
+    sentence_eos: bool = True  # <eos> after each sentence (portuguese mode)
+    line_eos: bool = True  # <eos> after each non-blank line
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"tokenizer.mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
+        for name in ("lowercase", "sentence_eos", "line_eos"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ConfigError(f"tokenizer.{name}: must be true or false, got {value!r}")
+
+    # ----------------------------------------------------------------- public
+
+    def tokenize(self, text: str) -> list[str]:
+        """Tokens of a whole text; the end of the text counts as a line end."""
+        return list(self._stream(_split_lines([text]), prompt=False))
+
+    def iter_tokens(self, lines: Iterable[str]) -> Iterator[str]:
+        """Tokens of a text given as pieces (e.g. an open file), lazily.
+
+        `list(t.iter_tokens(text.splitlines(keepends=True))) == t.tokenize(text)`
+        for every text: pieces are re-joined at real line breaks only.
+        """
+        return self._stream(_split_lines(lines), prompt=False)
+
+    def tokenize_prompt(self, text: str) -> list[str]:
+        """Tokens of a user's prompt: like `tokenize`, but the end of the text is
+        not a line end (the sentence goes on), so no `<eos>` is added there.  A
+        sentence end ("Ele saiu.") still gives its `<eos>`, even at the end.
+        """
+        return list(self._stream(_split_lines([text]), prompt=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-safe dict (what `from_dict` reads back)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Tokenizer:
+        """Settings from a dict; missing keys take their defaults.
+
+        Raises ConfigError naming the key for an unknown key or a bad value.
+        """
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"tokenizer: expected a mapping of settings, got {type(d).__name__}")
+        known = [f.name for f in fields(cls)]
+        for key in d:
+            if key not in known:
+                raise ConfigError(f"tokenizer.{key}: unknown setting (known: {', '.join(known)})")
+        return cls(**d)
+
+    # --------------------------------------------------------------- internal
+
+    def _stream(self, lines: Iterable[str], prompt: bool) -> Iterator[str]:
+        """Tokens of complete lines, with the line-end <eos> and no <eos> twice.
+
+        A line end's <eos> is held back until the next non-blank line (or the
+        end of the text) so that a prompt can leave it out and so that a
+        sentence-end <eos> at the start of the next line never doubles it.
+        """
+        line_tokens = self._portuguese_line if self.mode == "portuguese" else self._whitespace_line
+        last_eos = True  # the start of the text is a boundary: no leading <eos>
+        due = False  # a line-end <eos> is owed before the next token
+        for line in lines:
+            tokens = line_tokens(_clean(line))
+            if not tokens:
+                continue  # blank line (or only invisible characters)
+            if tokens[0] == EOS:
+                # Only a literal "<eos>" in the text can start a line's tokens;
+                # it stands in for the owed line end, or is dropped as a repeat.
+                if last_eos and not due:
+                    tokens = tokens[1:]
+                due = False
+            elif due:
+                yield EOS
+                due = False
+            if not tokens:
+                continue
+            yield from tokens
+            last_eos = tokens[-1] == EOS
+            due = self.line_eos and not last_eos
+        if due and not prompt:
+            yield EOS
+
+    def _whitespace_line(self, line: str) -> list[str]:
+        tokens = (line.lower() if self.lowercase else line).split()
+        if EOS in tokens:  # a literal "<eos>": keep it, but never two in a row
+            tokens = [t for i, t in enumerate(tokens) if t != EOS or i == 0 or tokens[i - 1] != EOS]
+        return tokens
+
+    def _portuguese_line(self, line: str) -> list[str]:
+        """Tokens of one line, with the <eos> of the sentences that end in it.
+
+        The case of the word after a sentence mark decides whether the sentence
+        ends, so the line is split before lower-casing and the tokens are
+        lowered one by one.
+        """
+        if "\u2019" in line:
+            line = _CURLY_APOSTROPHE_RE.sub("'", line)
+        raw = _TOKEN_RE.findall(line)
+        toks = [t.lower() for t in raw] if self.lowercase else raw
+        # Most lines hold no sentence mark at all; they skip the slow path.
+        has_mark = any(mark in line for mark in _TERMINALS)
+        out = self._sentence_ends(raw, toks) if has_mark else toks
+        if EOS in out:  # only a literal "<eos>" in the text can repeat one
+            out = [t for i, t in enumerate(out) if t != EOS or i == 0 or out[i - 1] != EOS]
+        return out
+
+    def _sentence_ends(self, raw: list[str], toks: list[str]) -> list[str]:
+        """Split the sentence-mark clusters of a line and put <eos> after those
+        that end a sentence.  `raw` is the original case, `toks` the output form.
+        """
+        n = len(raw)
+        out: list[str] = []
+        start = 0
+        for j in [i for i, t in enumerate(raw) if t[0] in _TERMINALS]:
+            out.extend(toks[start:j])
+            out.extend(_split_cluster(raw[j]))
+            start = j + 1
+            if not self.sentence_eos:
+                continue
+            k = j + 1
+            while k < n and raw[k] in _DASHES:
+                k += 1
+            if k < n:
+                after = raw[k]
+                if k == j + 1 and after[0] in _TERMINALS:
+                    continue  # "Sim ! !" spaced out: one sentence end, later
+                if after[0].islower() or after in _CONTINUES_SENTENCE:
+                    continue  # "Ah! que pena", "Ele saiu... e voltou"
+            # The <eos> goes before any dialogue dash.  At the end of the line
+            # the sentence is over whatever the next line starts with: hard-
+            # wrapped prose is the price of a rule that never looks across lines.
+            out.append(EOS)
+        out.extend(toks[start:])
+        return out
+
+
+def _split_cluster(cluster: str) -> list[str]:
+    """'?!"' -> ['?', '!', '"']; '....' -> ['...', '.']."""
+    if len(cluster) == 1 or cluster == "...":
+        return [cluster]
+    return _CLUSTER_PART_RE.findall(cluster)
+
+
+# ------------------------------------------------------------------ detokenize
+
+_NO_SPACE_BEFORE = frozenset({",", ".", ";", ":", "!", "?", "...", "…", ")", "]", "}", "»", "”", "’", "%"})
+_NO_SPACE_AFTER = frozenset({"(", "[", "{", "«", "“", "‘"})
+_STRAIGHT_QUOTES = ('"', "'")
+
+
+def detokenize(tokens: Iterable[str], eos: str = " ") -> str:
+    """Join tokens into readable Portuguese text.
+
+    Words are separated by one space; no space goes before closing punctuation
+    (, . ; : ! ? … ) ] } » ” ’ %) or after opening brackets and quotes
+    (( [ { « “ ‘).  Straight quotes (" and ') alternate between opening and
+    closing.  A dash is spaced like a word, so "— Olá" keeps its space and has
+    none before it at the start of the text.  `<eos>` is dropped and `eos` goes
+    in its place, instead of the space (so " " gives one space, "\\n" one line
+    per sentence); an `<eos>` at the start or end of the tokens gives nothing.
+    """
+    parts: list[str] = []
+    glue_next = True  # no space before the next token (start, or after "(")
+    eos_seen = False
+    quote_open = {q: False for q in _STRAIGHT_QUOTES}
+    for tok in tokens:
+        if tok == EOS:
+            eos_seen = bool(parts)
+            continue
+        closing = tok in _NO_SPACE_BEFORE
+        opening = tok in _NO_SPACE_AFTER
+        if tok in quote_open:
+            closing = quote_open[tok]
+            opening = not closing
+            quote_open[tok] = not closing
+        if parts:
+            if eos_seen:
+                parts.append(eos)
+            elif not (glue_next or closing):
+                parts.append(" ")
+        parts.append(tok)
+        glue_next = opening
+        eos_seen = False
+    return "".join(parts)
+
+
+# ----------------------------------------------------------------------- Vocab
+
+
+def count_tokens(tokens: Iterable[str]) -> Counter[str]:
+    """How often each token occurs (the input of `Vocab.build`)."""
+    return Counter(tokens)
+
+
+class Vocab:
+    """Token <-> id mapping: `<unk>` is 0, `<eos>` is 1, then words by frequency.
+
+    `counts[i]` is how often id i was seen in the training text; for `<unk>` that
+    includes every word that was left out of the vocabulary.
+    """
+
+    unk_id = 0
+    eos_id = 1
+
+    def __init__(self, itos: list[str], counts: list[int]):
+        # Trusted input (from build or a validated from_dict); not re-checked.
+        self.itos: list[str] = list(itos)
+        self.counts: list[int] = list(counts)
+        self.stoi: dict[str, int] = {tok: i for i, tok in enumerate(self.itos)}
+
+    @classmethod
+    def build(cls, counts: Counter[str], min_count: int = 1, max_vocab: int = 0) -> Vocab:
+        """Vocabulary of the words seen at least `min_count` times.
+
+        Order: the specials, then by count descending, ties by the word itself,
+        so the same counts always give the same ids.  `max_vocab` caps the size
+        with the two specials included (0 = no limit).  A literal "<unk>" or
+        "<eos>" in `counts` is the special itself and adds to its count.
+        """
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise ValueError(f"min_count must be an integer of at least 1, got {min_count!r}")
+        if isinstance(max_vocab, bool) or not isinstance(max_vocab, int) or max_vocab < 0:
+            raise ValueError(f"max_vocab must be an integer >= 0 (0 = no limit), got {max_vocab!r}")
+        if 0 < max_vocab < len(SPECIALS) + 1:
+            raise ValueError("max_vocab must be at least 3 (the special tokens <unk> and <eos> plus one word)")
+        special_counts = [int(counts.get(s, 0)) for s in SPECIALS]
+        words = [(w, int(c)) for w, c in counts.items() if w not in SPECIALS and c > 0]
+        words.sort(key=lambda wc: (-wc[1], wc[0]))
+        limit = max_vocab - len(SPECIALS) if max_vocab else len(words)
+        kept = [wc for wc in words if wc[1] >= min_count][:limit]
+        dropped = sum(c for _, c in words) - sum(c for _, c in kept)
+        special_counts[cls.unk_id] += dropped
+        return cls(
+            list(SPECIALS) + [w for w, _ in kept],
+            special_counts + [c for _, c in kept],
+        )
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, token: object) -> bool:
+        return token in self.stoi
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Vocab):
+            return NotImplemented
+        return self.itos == other.itos and self.counts == other.counts
+
+    def __repr__(self) -> str:
+        return f"Vocab(size={len(self)})"
+
+    def encode(self, tokens: Iterable[str]) -> np.ndarray:
+        """Ids of the tokens, unknown ones as `unk_id`.  Shape (N,), int32."""
+        # map(dict.get, tokens, repeat(0)) runs the lookups in C: ~10x faster
+        # than a Python loop on a corpus of millions of tokens.
+        return np.fromiter(map(self.stoi.get, tokens, repeat(self.unk_id)), dtype=np.int32)
+
+    def decode(self, ids: Iterable[int] | np.ndarray) -> list[str]:
+        """Tokens of the ids; raises ValueError for an id outside the vocabulary."""
+        arr = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids))
+        if arr.size == 0:
+            return []
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"decode expects a flat sequence of integer ids, got {arr.dtype} {arr.shape}")
+        bad = (arr < 0) | (arr >= len(self.itos))
+        if bad.any():
+            raise ValueError(f"id {int(arr[bad][0])} is outside the vocabulary (0..{len(self.itos) - 1})")
+        itos = self.itos
+        return [itos[i] for i in arr.tolist()]
+
+    def to_dict(self) -> dict[str, list]:
+        """JSON-safe form: {"itos": [...], "counts": [...]}."""
+        return {"itos": list(self.itos), "counts": list(self.counts)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Vocab:
+        """Read back `to_dict`; raises ValueError saying what is damaged."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"vocab: expected a mapping, got {type(d).__name__}")
+        extra = sorted(str(k) for k in d if k not in ("itos", "counts"))
+        if extra:
+            raise ValueError(f"vocab: unknown key {extra[0]!r} (expected itos and counts)")
+        for key in ("itos", "counts"):
+            if key not in d:
+                raise ValueError(f"vocab: missing key {key!r}")
+            if not isinstance(d[key], list):
+                raise ValueError(f"vocab.{key}: expected a list, got {type(d[key]).__name__}")
+        itos, counts = d["itos"], d["counts"]
+        if len(itos) != len(counts):
+            raise ValueError(f"vocab: itos has {len(itos)} entries but counts has {len(counts)}")
+        if list(itos[: len(SPECIALS)]) != list(SPECIALS):
+            raise ValueError(f"vocab.itos: must start with {UNK} and {EOS}, got {itos[:2]!r}")
+        for i, tok in enumerate(itos):
+            if not isinstance(tok, str) or not tok:
+                raise ValueError(f"vocab.itos[{i}]: expected a non-empty string, got {tok!r}")
+        for i, c in enumerate(counts):
+            if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+                raise ValueError(f"vocab.counts[{i}]: expected an integer >= 0, got {c!r}")
+        if len(set(itos)) != len(itos):
+            seen: set[str] = set()
+            dup = next(t for t in itos if t in seen or seen.add(t))
+            raise ValueError(f"vocab.itos: {dup!r} appears more than once")
+        return cls(itos, counts)

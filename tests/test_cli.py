@@ -1,0 +1,132 @@
+"""The `rnn` command in-process: exit codes, stdout and stderr apart, stdin, JSON."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from rnncli.cli import main
+
+from .conftest import write_config
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def trained(workdir, runner):
+    cfg = write_config(workdir)
+    result = runner.invoke(main, ["train", str(cfg), "--quiet", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return workdir, json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["predict"], ["eval"]])
+def test_help_of_every_command(runner, command):
+    result = runner.invoke(main, command + ["--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.stdout
+
+
+def test_python_dash_m_works_like_rnn():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "rnncli", "--help"], capture_output=True, text=True, check=True)
+    assert "Usage: rnn" in out.stdout
+
+
+def test_train_json_summary_has_the_contract_keys(trained):
+    _, summary = trained
+    for key in ("checkpoint", "epochs", "tokens", "train_seconds", "tokens_per_sec", "valid_loss", "valid_ppl"):
+        assert key in summary
+    assert summary["epochs"] == 2
+    assert summary["tokens"] > 0
+
+
+def test_train_writes_metrics_and_keeps_best_and_last(trained):
+    folder, _ = trained
+    run = folder / "run"
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    index = json.loads((run / "index.json").read_text())
+    assert (run / index["last"] / "model.safetensors").exists()
+    assert (run / index["best"] / "model.safetensors").exists()
+
+
+def test_predict_uses_the_last_trained_run_and_prints_json(trained, runner):
+    result = runner.invoke(main, ["predict", "sentindo-se", "-k", "3", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    obj = json.loads(result.stdout)
+    assert obj["prompt"] == "sentindo-se"
+    assert len(obj["predictions"]) == 3
+    probs = [p["prob"] for p in obj["predictions"]]
+    assert probs == sorted(probs, reverse=True)
+    assert all(p["word"] not in ("<unk>", "<eos>") for p in obj["predictions"])
+
+
+def test_predict_reads_prompts_from_stdin_in_order(trained, runner):
+    prompts = ["o menino", "a mãe", "choveu muito"]
+    result = runner.invoke(main, ["predict", "-", "--format", "json"], input="\n".join(prompts) + "\n")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["prompt"] for line in result.stdout.splitlines()] == prompts
+
+
+def test_predict_text_output_and_generate(trained, runner):
+    result = runner.invoke(main, ["predict", "o médico"])
+    assert result.exit_code == 0
+    assert len(result.stdout.strip().split(", ")) == 5
+    gen1 = runner.invoke(main, ["predict", "o menino", "--generate", "6", "--seed", "3"])
+    gen2 = runner.invoke(main, ["predict", "o menino", "--generate", "6", "--seed", "3"])
+    assert gen1.exit_code == 0 and gen1.stdout == gen2.stdout
+    assert gen1.stdout.startswith("o menino")
+
+
+def test_eval_prints_every_metric_as_json(trained, runner):
+    folder, _ = trained
+    result = runner.invoke(main, ["eval", str(folder / "train.txt"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out) >= {"tokens", "loss", "perplexity", "bits_per_word", "top1", "top5", "oov_rate"}
+    assert out["perplexity"] > 1 and 0 <= out["top1"] <= out["top5"] <= 1
+
+
+def test_eval_reads_stdin_and_gates(trained, runner):
+    text = "O menino acordou sentindo-se indisposto.\n"
+    ok = runner.invoke(main, ["eval", "-", "--max-ppl", "1e9", "--format", "json"], input=text)
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["gate"]["passed"] is True
+    bad = runner.invoke(main, ["eval", "--max-ppl", "1.0"], input=text)
+    assert bad.exit_code == 1
+    assert "perplexity" in bad.stderr and "--max-ppl" in bad.stderr
+
+
+def test_predict_without_a_model_tells_the_user_to_train(workdir, runner):
+    result = runner.invoke(main, ["predict", "olá"])
+    assert result.exit_code == 2
+    assert "rnn train" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_config_errors_exit_2_with_one_line(workdir, runner):
+    cfg = write_config(workdir)
+    result = runner.invoke(main, ["train", str(cfg), "--set", "model.hiden_size=3"])
+    assert result.exit_code == 2
+    assert "model.hidden_size" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_corpus_is_a_clear_error(workdir, runner):
+    cfg = write_config(workdir, data={"train": "nowhere.txt"})
+    result = runner.invoke(main, ["train", str(cfg)])
+    assert result.exit_code == 2
+    assert "nowhere.txt" in result.stderr and "data.train" in result.stderr
+
+
+def test_a_second_train_does_not_overwrite_a_run(trained, runner):
+    folder, _ = trained
+    result = runner.invoke(main, ["train", str(folder / "run.yaml")])
+    assert result.exit_code == 2
+    assert "--resume" in result.stderr
