@@ -107,8 +107,12 @@ class _BarReporter:
             import math
 
             self.loss = loss if self.loss is None else 0.95 * self.loss + 0.05 * loss
-            self.bar.set_postfix(loss=f"{self.loss:.3f}", ppl=f"{math.exp(min(self.loss, 50)):.1f}",
-                                 tok_s=f"{tokens_per_sec:,.0f}", refresh=False)
+            self.bar.set_postfix(
+                loss=f"{self.loss:.3f}",
+                ppl=f"{math.exp(min(self.loss, 50)):.1f}",
+                tok_s=f"{tokens_per_sec:,.0f}",
+                refresh=False,
+            )
             self.bar.update(1)
 
     def epoch_end(self, r: dict) -> None:
@@ -130,13 +134,24 @@ class _BarReporter:
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config key, e.g. --set train.epochs=3 (repeatable; value read as YAML).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key, e.g. --set train.epochs=3 (repeatable; value read as YAML).",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in checkpoint.dir from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start a new run even if checkpoint.dir holds one.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-epoch lines on stderr.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: print one JSON object with the run's summary on stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: print one JSON object with the run's summary on stdout.",
+)
 @reports_errors
 def train(config, overrides, resume, overwrite, quiet, fmt):
     """Train a model as CONFIG says (a YAML file; see configs/reference.yaml)."""
@@ -152,8 +167,10 @@ def train(config, overrides, resume, overwrite, quiet, fmt):
     else:
         valid = f"{summary['valid_ppl']:.2f}" if summary["valid_ppl"] is not None else "n/a"
         best = f"{summary['best_valid_ppl']:.2f}" if summary["best_valid_ppl"] is not None else "n/a"
-        emit(f"trained {summary['epochs']} epochs, {summary['tokens']:,} tokens in {summary['train_seconds']:.1f} s "
-             f"({summary['tokens_per_sec']:,.0f} tokens/s)")
+        emit(
+            f"trained {summary['epochs']} epochs, {summary['tokens']:,} tokens in {summary['train_seconds']:.1f} s "
+            f"({summary['tokens_per_sec']:,.0f} tokens/s)"
+        )
         emit(f"valid perplexity {valid} (best {best})")
         emit(f"checkpoint {summary['checkpoint']}")
 
@@ -178,17 +195,41 @@ def _prompts(args: tuple[str, ...]):
 
 @main.command()
 @click.argument("prompts", nargs=-1)
-@click.option("--checkpoint", "-c", "checkpoint", metavar="DIR",
-              help="Run folder or checkpoint folder [default: $RNN_CHECKPOINT, else the last `rnn train` here].")
-@click.option("--top-k", "-k", "k", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many next words to show.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: one object per prompt per line.")
+@click.option(
+    "--checkpoint",
+    "-c",
+    "checkpoint",
+    metavar="DIR",
+    help="Run folder or checkpoint folder [default: $RNN_CHECKPOINT, else the last `rnn train` here].",
+)
+@click.option(
+    "--top-k", "-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="How many next words to show."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object per prompt per line.",
+)
 @click.option("--show-unk", is_flag=True, help="Also offer <unk> and <eos> as predictions.")
-@click.option("--generate", "-g", type=click.IntRange(min=0), default=0, metavar="N",
-              help="Continue each prompt by N sampled words instead of listing the top words.")
-@click.option("--temperature", "-t", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Sampling temperature for --generate (0 = always the most likely word).")
+@click.option(
+    "--generate",
+    "-g",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Continue each prompt by N sampled words instead of listing the top words.",
+)
+@click.option(
+    "--temperature",
+    "-t",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Sampling temperature for --generate (0 = always the most likely word).",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed for --generate.")
 @reports_errors
 def predict(prompts, checkpoint, k, fmt, show_unk, generate, temperature, seed):
@@ -210,8 +251,14 @@ def predict(prompts, checkpoint, k, fmt, show_unk, generate, temperature, seed):
     if generate:
         rng = np.random.default_rng(seed)
         for prompt in _prompts(prompts):
-            ids = sample_continuation(model, context(prompt), generate, rng=rng, temperature=temperature,
-                                      exclude=(vocab.unk_id,) if not show_unk else ())
+            ids = sample_continuation(
+                model,
+                context(prompt),
+                generate,
+                rng=rng,
+                temperature=temperature,
+                exclude=(vocab.unk_id,) if not show_unk else (),
+            )
             words = vocab.decode(ids)
             text = detokenize(tokenizer.tokenize_prompt(prompt) + words)
             if fmt == "json":
@@ -225,8 +272,12 @@ def predict(prompts, checkpoint, k, fmt, show_unk, generate, temperature, seed):
         for prompt, p in zip(batch, probs):
             best = [(vocab.itos[i], pr) for i, pr in top_k(p, k, exclude)]
             if fmt == "json":
-                emit(json.dumps({"prompt": prompt, "predictions": [{"word": w, "prob": pr} for w, pr in best]},
-                                ensure_ascii=False))
+                emit(
+                    json.dumps(
+                        {"prompt": prompt, "predictions": [{"word": w, "prob": pr} for w, pr in best]},
+                        ensure_ascii=False,
+                    )
+                )
             else:
                 shown = ", ".join(f"{w} {pr:.3f}" for w, pr in best)
                 emit(f"{prompt}\t{shown}" if many else shown)
@@ -244,13 +295,22 @@ def predict(prompts, checkpoint, k, fmt, show_unk, generate, temperature, seed):
 # ----------------------------------------------------------------------- eval
 @main.command("eval")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
-@click.option("--checkpoint", "-c", "checkpoint", metavar="DIR",
-              help="Run folder or checkpoint folder [default: $RNN_CHECKPOINT, else the last `rnn train` here].")
+@click.option(
+    "--checkpoint",
+    "-c",
+    "checkpoint",
+    metavar="DIR",
+    help="Run folder or checkpoint folder [default: $RNN_CHECKPOINT, else the last `rnn train` here].",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--max-ppl", type=float, default=None, metavar="X",
-              help="Gate: exit 1 when the perplexity is above X.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Parallel streams; 1 carries the hidden state through the whole text (exact).")
+@click.option("--max-ppl", type=float, default=None, metavar="X", help="Gate: exit 1 when the perplexity is above X.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Parallel streams; 1 carries the hidden state through the whole text (exact).",
+)
 @reports_errors
 def evaluate_cmd(files, checkpoint, fmt, max_ppl, batch_size):
     """Score text (FILES, or stdin when none or '-') with a trained model.

@@ -170,9 +170,7 @@ class _Encoding(_Text):
             # str.encode() refuses exactly those.
             "".encode(value)
         except LookupError:
-            raise ConfigError(
-                f"{path}: unknown text encoding {value!r}; expected {self.expected}"
-            ) from None
+            raise ConfigError(f"{path}: unknown text encoding {value!r}; expected {self.expected}") from None
         return value
 
 
@@ -235,13 +233,9 @@ class DataConfig(_Section):
         "validation text, same forms; null = split valid_fraction off the end of train",
     )
     test: str | list[str] | None = _key(None, _Paths(), "test text, same forms; null = no test set")
-    valid_fraction: float = _key(
-        0.1, _Real(0.0, high=1.0), "share of train held out for validation when valid is null"
-    )
+    valid_fraction: float = _key(0.1, _Real(0.0, high=1.0), "share of train held out for validation when valid is null")
     encoding: str = _key("utf-8", _Encoding(), "text encoding of the corpus files")
-    errors: str = _key(
-        "strict", _Choice("strict", "replace"), "undecodable bytes: strict = stop, replace = U+FFFD"
-    )
+    errors: str = _key("strict", _Choice("strict", "replace"), "undecodable bytes: strict = stop, replace = U+FFFD")
 
 
 @dataclass
@@ -272,23 +266,17 @@ class ModelConfig(_Section):
 
     NAME: ClassVar[str] = "model"
 
-    cell: str = _key(
-        "rnn", _Choice("rnn", "lstm", "gru"), "recurrent cell: rnn (tanh), lstm or gru"
-    )
+    cell: str = _key("rnn", _Choice("rnn", "lstm", "gru"), "recurrent cell: rnn (tanh), lstm or gru")
     embedding_size: int = _key(128, _Integer(1), "size of each word vector")
     hidden_size: int = _key(128, _Integer(1), "size of each recurrent layer's state")
     layers: int = _key(1, _Integer(1), "number of stacked recurrent layers")
-    dropout: float = _key(
-        0.0, _Real(0.0, high=1.0), "dropout probability on layer outputs while training (0 = off)"
-    )
+    dropout: float = _key(0.0, _Real(0.0, high=1.0), "dropout probability on layer outputs while training (0 = off)")
     tie_weights: bool = _key(
         False,
         _Flag(),
         "share the embedding with the output layer (needs embedding_size == hidden_size)",
     )
-    init_range: float = _key(
-        0.1, _Real(0.0, low_open=True), "weights start uniform in [-init_range, init_range]"
-    )
+    init_range: float = _key(0.1, _Real(0.0, low_open=True), "weights start uniform in [-init_range, init_range]")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -312,13 +300,9 @@ class TrainConfig(_Section):
     epochs: int = _key(10, _Integer(1), "passes over the training text")
     max_tokens: int = _key(0, _Integer(0), "stop after this many training tokens (0 = no limit)")
     optimizer: str = _key("sgd", _Choice("sgd", "adam"), "update rule: sgd or adam")
-    lr: float = _key(
-        20.0, _Real(0.0, low_open=True), "initial learning rate (20 suits sgd; try 0.001 with adam)"
-    )
+    lr: float = _key(20.0, _Real(0.0, low_open=True), "initial learning rate (20 suits sgd; try 0.001 with adam)")
     clip: float = _key(0.25, _Real(0.0), "largest gradient norm before rescaling (0 = no clipping)")
-    lr_decay: float = _key(
-        4.0, _Real(1.0), "divide lr by this when validation loss does not improve (1 = never)"
-    )
+    lr_decay: float = _key(4.0, _Real(1.0), "divide lr by this when validation loss does not improve (1 = never)")
     weight_decay: float = _key(0.0, _Real(0.0), "L2 penalty on the weights (0 = none)")
     eval_batch_size: int = _key(10, _Integer(1), "parallel streams for validation and test")
     seed: int = _key(1234, _Integer(0), "random seed, so that a run can be repeated")
@@ -335,9 +319,7 @@ class CheckpointConfig(_Section):
         _Text(),
         "checkpoint folder, relative to the current directory (not the config's)",
     )
-    keep_best: bool = _key(
-        True, _Flag(), "also keep the best checkpoint by validation loss in dir/best/"
-    )
+    keep_best: bool = _key(True, _Flag(), "also keep the best checkpoint by validation loss in dir/best/")
 
 
 @dataclass
@@ -353,9 +335,7 @@ class Config:
 
 _SECTION_TYPES: dict[str, type[_Section]] = {f.name: f.default_factory for f in fields(Config)}  # type: ignore[misc]
 SECTIONS: tuple[str, ...] = tuple(_SECTION_TYPES)
-KEYS: tuple[str, ...] = tuple(
-    f"{s}.{f.name}" for s, cls in _SECTION_TYPES.items() for f in fields(cls)
-)
+KEYS: tuple[str, ...] = tuple(f"{s}.{f.name}" for s, cls in _SECTION_TYPES.items() for f in fields(cls))
 _PATH_KEYS = ("train", "valid", "test")  # the data keys that hold corpus paths
 
 
@@ -384,9 +364,7 @@ def _unknown_section(name: Any, source: str) -> ConfigError:
     text = str(name)
     if text in KEYS:  # `model.hidden_size: 3` written flat at the top level
         section, key = text.split(".")
-        return ConfigError(
-            f"unknown section '{text}' in {source}; nest it: '{section}:' then '  {key}: ...'"
-        )
+        return ConfigError(f"unknown section '{text}' in {source}; nest it: '{section}:' then '  {key}: ...'")
     close = difflib.get_close_matches(text, SECTIONS, n=1)
     hint = f"did you mean '{close[0]}'?" if close else "the sections are " + ", ".join(SECTIONS)
     return ConfigError(f"unknown section '{text}' in {source}; {hint}")
@@ -419,9 +397,7 @@ def _structure(raw: Any, source: str) -> dict[str, dict[str, Any]]:
     if raw is None:  # an empty file, or one with only comments
         return {}
     if not isinstance(raw, Mapping):
-        raise ConfigError(
-            f"{source}: expected a mapping of sections ({', '.join(SECTIONS)}), got {_show(raw)}"
-        )
+        raise ConfigError(f"{source}: expected a mapping of sections ({', '.join(SECTIONS)}), got {_show(raw)}")
     out: dict[str, dict[str, Any]] = {}
     for section, body in raw.items():
         if section not in _SECTION_TYPES:
@@ -429,9 +405,7 @@ def _structure(raw: Any, source: str) -> dict[str, dict[str, Any]]:
         if body is None:  # `model:` with nothing under it
             body = {}
         if not isinstance(body, Mapping):
-            raise ConfigError(
-                f"{section}: expected a mapping of keys in {source}, got {_show(body)}"
-            )
+            raise ConfigError(f"{section}: expected a mapping of keys in {source}, got {_show(body)}")
         names = {f.name for f in fields(_SECTION_TYPES[section])}
         for key in body:
             if key not in names:
@@ -467,9 +441,7 @@ def _resolve_paths(sections: dict[str, dict[str, Any]], base_dir: str) -> None:
 # --- public API -------------------------------------------------------------------------------
 
 
-def config_from_dict(
-    raw: Mapping[str, Any] | None, base_dir: str | None = None, source: str = "config"
-) -> Config:
+def config_from_dict(raw: Mapping[str, Any] | None, base_dir: str | None = None, source: str = "config") -> Config:
     """Validate a plain dict (as YAML or a checkpoint holds it) and build a Config.
 
     Missing sections and keys take their defaults.  With `base_dir`, relative data paths are made
@@ -510,9 +482,7 @@ def parse_override(assignment: str) -> tuple[str, str, Any]:
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc)
         problem = " ".join(problem.split())
-        raise ConfigError(
-            f"--set {assignment!r}: the value is not valid YAML ({problem}); {_MALFORMED}"
-        ) from None
+        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML ({problem}); {_MALFORMED}") from None
     section, _, key = path.partition(".")
     if section not in _SECTION_TYPES:
         raise _unknown_section(section, "--set")
@@ -602,8 +572,6 @@ def _read_yaml(source: str) -> Any:
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
     except yaml.reader.ReaderError as exc:  # bytes that are not UTF-8/16, or control characters
-        raise ConfigError(
-            f"{source}: not a YAML text file: {exc.reason} at byte {exc.position}"
-        ) from None
+        raise ConfigError(f"{source}: not a YAML text file: {exc.reason} at byte {exc.position}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: YAML syntax error: {' '.join(str(exc).split())}") from None

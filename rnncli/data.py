@@ -79,7 +79,7 @@ def read_lines(path: Path, encoding: str = "utf-8", errors: str = "strict") -> I
     stream for .gz) and tells the user which options change the behaviour.
     """
     try:
-        raw = open(path, "rb")
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the with-block below
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, not a text file") from None
     except OSError as e:
@@ -151,9 +151,7 @@ class Corpus:
     valid_is_split: bool  # valid was cut off the end of train (data.valid_fraction)
 
 
-def build_corpus(
-    data_cfg, tokenizer: Tokenizer, min_count: int, max_vocab: int, vocab: Vocab | None = None
-) -> Corpus:
+def build_corpus(data_cfg, tokenizer: Tokenizer, min_count: int, max_vocab: int, vocab: Vocab | None = None) -> Corpus:
     """Read train/valid/test as the data config says; build the vocabulary from train only.
 
     ``vocab`` given (a resumed run) is used as is instead of building one.

@@ -65,9 +65,7 @@ def token_log_probs(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return log_probs[np.arange(logits.shape[0]), targets].astype(np.float64)
 
 
-def dropout_mask(
-    rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype: np.dtype
-) -> np.ndarray | None:
+def dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype: np.dtype) -> np.ndarray | None:
     """Inverted-dropout mask: 0 with probability p, else 1 / (1 - p); None when p == 0."""
     if p <= 0.0:
         return None

@@ -135,7 +135,7 @@ def next_word_probs(model: RNNModel, sequences: list[np.ndarray]) -> np.ndarray:
     by_len: dict[int, list[int]] = {}
     for i, seq in enumerate(sequences):
         by_len.setdefault(len(seq), []).append(i)
-    for length, idx in by_len.items():
+    for idx in by_len.values():
         batch = np.stack([sequences[i] for i in idx], axis=1)  # (T, B)
         top, _, _ = model.hidden(batch, model.initial_state(len(idx)))
         logits = model.logits(top[-1]).astype(np.float64)  # (B, V)

@@ -57,7 +57,6 @@ class Progress:
     lr: float = 0.0
     best_valid_loss: float = math.inf
     train_seconds: float = 0.0  # time spent in training windows, all sessions together
-    finished: bool = False
 
 
 def model_shape(cfg: Config, vocab_size: int) -> ModelShape:
@@ -93,7 +92,9 @@ def _check_resumable(cfg: Config, saved: dict, run_dir: Path) -> None:
                 )
 
 
-def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, reporter: Reporter | None = None) -> dict:
+def run_training(
+    cfg: Config, *, resume: bool = False, overwrite: bool = False, reporter: Reporter | None = None
+) -> dict:
     """Train as the config says; returns the summary that `rnn train --format json` prints."""
     reporter = reporter or Reporter()
     wall_start = time.perf_counter()
@@ -167,9 +168,12 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
 
     n_windows = count_windows(len(data), tc.bptt)
     last_valid = None
-    stop = progress.finished
-    if progress.epoch > tc.epochs and not stop:
-        reporter.message(f"{run_dir} already trained {progress.epoch - 1} epochs; raise train.epochs to continue")
+    stop = bool(tc.max_tokens and progress.tokens >= tc.max_tokens)
+    if progress.epoch > tc.epochs or stop:
+        reporter.message(
+            f"{run_dir} already trained {progress.tokens:,} tokens ({progress.epoch - 1} epochs); "
+            "raise train.epochs or train.max_tokens to continue"
+        )
     while progress.epoch <= tc.epochs and not stop:
         epoch = progress.epoch
         state = carried if carried is not None else model.initial_state(tc.batch_size)
@@ -202,9 +206,7 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
         epoch_done = progress.pos >= len(data) - 1
         valid = None
         if len(corpus.valid) >= 2:
-            valid = evaluate(
-                model, corpus.valid, streams=tc.eval_batch_size, start_id=vocab.eos_id, rank=False
-            )
+            valid = evaluate(model, corpus.valid, streams=tc.eval_batch_size, start_id=vocab.eos_id, rank=False)
             last_valid = valid
         valid_loss = valid.loss if valid is not None else math.inf
         is_best = valid is not None and valid_loss < progress.best_valid_loss
@@ -218,7 +220,6 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
             progress.epoch += 1
             progress.pos = 0
             state = None
-        progress.finished = stop or progress.epoch > tc.epochs
         path = save(epoch, is_best or valid is None, state)
         train_loss = epoch_nll / max(epoch_tokens, 1)
         record = {

@@ -464,9 +464,7 @@ def test_unknown_key_far_from_everything_lists_the_section(tmp_path):
 
 def test_unknown_section(tmp_path):
     path = write(tmp_path, "modle:\n  layers: 2\n")
-    assert config_error(load_config, path) == (
-        f"unknown section 'modle' in {path}; did you mean 'model'?"
-    )
+    assert config_error(load_config, path) == (f"unknown section 'modle' in {path}; did you mean 'model'?")
     path = write(tmp_path, "qqqq: 1\n")
     assert "data, tokenizer, model, train, checkpoint" in config_error(load_config, path)
 
@@ -478,9 +476,7 @@ def test_flat_dotted_key_is_explained(tmp_path):
 
 
 def test_unknown_key_from_dict_names_config():
-    assert error_for({"train": {"epoch": 3}}) == (
-        "unknown key 'train.epoch' in config; did you mean 'train.epochs'?"
-    )
+    assert error_for({"train": {"epoch": 3}}) == ("unknown key 'train.epoch' in config; did you mean 'train.epochs'?")
 
 
 # --- errors: types and ranges -----------------------------------------------------------------
@@ -602,9 +598,7 @@ def test_tie_weights_needs_equal_sizes(tmp_path):
     for word in ("model.embedding_size", "model.hidden_size", "64", "128"):
         assert word in message
     # equal sizes, or untied weights, are fine
-    assert (
-        config_from_dict({"model": {"tie_weights": False, "hidden_size": 7}}).model.hidden_size == 7
-    )
+    assert config_from_dict({"model": {"tie_weights": False, "hidden_size": 7}}).model.hidden_size == 7
     tied = {"model": {"tie_weights": True, "embedding_size": 32, "hidden_size": 32}}
     assert config_from_dict(tied).model.tie_weights is True
 

@@ -8,8 +8,15 @@ from rnncli.model import ModelShape, RNNModel
 
 
 def _model(cell, layers, tie, dropout=0.0, V=11, E=5, H=5):
-    shape = ModelShape(vocab_size=V, cell=cell, embedding_size=E, hidden_size=H if not tie else E,
-                       layers=layers, dropout=dropout, tie_weights=tie)
+    shape = ModelShape(
+        vocab_size=V,
+        cell=cell,
+        embedding_size=E,
+        hidden_size=H if not tie else E,
+        layers=layers,
+        dropout=dropout,
+        tie_weights=tie,
+    )
     model = RNNModel(shape, dtype=np.float64)
     model.init_params(np.random.default_rng(0), 0.5)
     return model
