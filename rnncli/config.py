@@ -196,6 +196,22 @@ class _Paths(_Rule):
         return value
 
 
+class _Cutoffs(_Rule):
+    """A strictly increasing list of positive integers (the adaptive softmax's cluster bounds)."""
+
+    expected = "a strictly increasing list of integers >= 1, such as [2000, 10000]"
+
+    def check(self, path: str, value: Any) -> list[int]:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise self.wrong_type(path, value)
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+                raise self.wrong_type(path, value)
+        if any(b <= a for a, b in zip(value, value[1:])):
+            raise ConfigError(f"{path}: must be strictly increasing, got {list(value)!r}")
+        return list(value)
+
+
 def _key(default: Any, rule: _Rule, help: str) -> Any:
     """A config field: its default, how it is checked, and its one-line description."""
     return field(default=default, metadata={"rule": rule, "help": help})
@@ -277,6 +293,17 @@ class ModelConfig(_Section):
         "share the embedding with the output layer (needs embedding_size == hidden_size)",
     )
     init_range: float = _key(0.1, _Real(0.0, low_open=True), "weights start uniform in [-init_range, init_range]")
+    softmax: str = _key(
+        "full", _Choice("full", "adaptive"), "output layer: full softmax, or adaptive (faster for large vocabularies)"
+    )
+    cutoffs: list = field(
+        default_factory=lambda: [2000, 10000],
+        metadata={
+            "rule": _Cutoffs(),
+            "help": "adaptive softmax: word ranks where the head and each tail cluster end",
+        },
+    )
+    div_value: float = _key(4.0, _Real(1.0), "adaptive softmax: each tail cluster's projection is this much smaller")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -348,10 +375,14 @@ class KeyInfo(NamedTuple):
     help: str  # the one-line description
 
 
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
 def describe_keys() -> list[KeyInfo]:
     """Every key path with its default, what it allows and its description, in file order."""
     return [
-        KeyInfo(f"{s}.{f.name}", f.default, f.metadata["rule"].expected, f.metadata["help"])
+        KeyInfo(f"{s}.{f.name}", _default(f), f.metadata["rule"].expected, f.metadata["help"])
         for s, cls in _SECTION_TYPES.items()
         for f in fields(cls)
     ]

@@ -39,6 +39,9 @@ def load_model(path, which: str = "best") -> tuple[RNNModel, Tokenizer, Vocab, C
             layers=int(m["layers"]),
             dropout=float(m["dropout"]),
             tie_weights=bool(m["tie_weights"]),
+            softmax=m.get("softmax", "full"),
+            cutoffs=tuple(m.get("cutoffs", (2000, 10000))),
+            div_value=float(m.get("div_value", 4.0)),
         )
         model = RNNModel(shape)
     except (KeyError, TypeError, ValueError) as e:

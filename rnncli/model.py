@@ -35,6 +35,9 @@ class ModelShape:
     layers: int = 1
     dropout: float = 0.0
     tie_weights: bool = False
+    softmax: str = "full"  # "full" or "adaptive"
+    cutoffs: tuple[int, ...] = (2000, 10000)  # adaptive softmax cluster bounds (word ranks)
+    div_value: float = 4.0  # adaptive softmax: projection shrink factor per tail cluster
 
 
 class RNNModel:
@@ -150,8 +153,17 @@ class RNNModel:
         return x, new_state, (ids, masks, caches, x)
 
     def logits(self, hidden: np.ndarray) -> np.ndarray:
-        """(N, H) hidden -> (N, V) logits."""
-        return hidden @ self.decoder_weight().T + self.params["decoder.bias"]
+        """(N, H) hidden -> (N, V) logits of the full softmax."""
+        out = hidden @ self.decoder_weight().T  # (N, V)
+        out += self.params["decoder.bias"]
+        return out
+
+    def log_probs(self, hidden: np.ndarray) -> np.ndarray:
+        """(N, H) hidden -> (N, V) normalised log-probabilities of the next word (float32)."""
+        out = self.logits(hidden)
+        out -= out.max(axis=1, keepdims=True)
+        out -= np.log(np.exp(out).sum(axis=1, keepdims=True))
+        return out
 
     def forward(self, ids, targets, state, *, rng=None, masks=None):
         """Loss (mean nats per token) of targets (T, B) given ids (T, B); returns (loss, state, cache)."""

@@ -69,6 +69,9 @@ def model_shape(cfg: Config, vocab_size: int) -> ModelShape:
         layers=m.layers,
         dropout=m.dropout,
         tie_weights=m.tie_weights,
+        softmax=m.softmax,
+        cutoffs=tuple(m.cutoffs),
+        div_value=m.div_value,
     )
 
 

@@ -85,6 +85,9 @@ def test_defaults_match_the_contract():
             "dropout": 0.0,
             "tie_weights": False,
             "init_range": 0.1,
+            "softmax": "full",
+            "cutoffs": [2000, 10000],
+            "div_value": 4.0,
         },
         "train": {
             "batch_size": 20,
@@ -117,7 +120,7 @@ def test_sections_are_typed_dataclasses():
 def test_describe_keys_lists_every_key_with_default_and_help():
     infos = describe_keys()
     assert [k.path for k in infos] == list(KEYS)
-    assert len(KEYS) == 6 + 6 + 7 + 11 + 2
+    assert len(KEYS) == 6 + 6 + 10 + 11 + 2
     defaults = config_to_dict(Config())
     for info in infos:
         section, key = info.path.split(".")
