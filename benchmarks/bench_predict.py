@@ -1,0 +1,136 @@
+"""Benchmark of `rnn predict`: cold start and batch throughput, as ratios measured in one run.
+
+    python benchmarks/bench_predict.py [--checkpoint DIR] [--repeat 5]
+
+Needs a trained default model (`rnn train configs/default.yaml`, or --checkpoint).
+Prints medians over --repeat runs:
+
+* cold start: wall time of `rnn predict "sentindo-se"` against `python -c "import numpy"`
+  (target: under 1.5x);
+* throughput: 10,000 prompts (sentence beginnings from data/train) through
+  `rnn predict - --format json`, in prompts per second of wall time after start-up
+  (the same command with one prompt is subtracted; target: at least 20,000/s), against the
+  single-prompt code path called 10,000 times in one process (target: at least 20x).
+
+A benchmark, not a test: it asserts nothing and prints what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+N_PROMPTS = 10_000
+
+
+def rnn_command() -> list[str]:
+    """The installed `rnn` script next to this interpreter (what users run), else `python -m rnncli`."""
+    script = Path(sys.executable).with_name("rnn")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "rnncli"]
+
+
+def wall(cmd: list[str], stdin_path: str | None = None) -> float:
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        t0 = time.perf_counter()
+        subprocess.run(cmd, stdin=stdin, stdout=subprocess.DEVNULL, check=True)
+        return time.perf_counter() - t0
+    finally:
+        if stdin_path:
+            stdin.close()
+
+
+def make_prompts(n: int, seed: int = 0) -> list[str]:
+    """Beginnings (1 to 8 words) of random lines of the bundled corpus."""
+    lines = []
+    for path in sorted((ROOT / "data" / "train").glob("*.txt")):
+        lines += [line.split() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        words = rng.choice(lines)
+        out.append(" ".join(words[: rng.randint(1, min(8, len(words)))]))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default=os.environ.get("RNN_CHECKPOINT", str(ROOT / "checkpoints" / "default")))
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument(
+        "--blas-threads",
+        default="1",
+        help="OPENBLAS/OMP/MKL threads for every process timed here (default 1: on a small shared machine "
+        "BLAS threads spin against each other; 'auto' leaves the library's default)",
+    )
+    args = ap.parse_args()
+    if args.blas_threads != "auto":
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = args.blas_threads  # before numpy is imported here, and inherited by every child
+    ckpt = args.checkpoint
+    if not Path(ckpt).exists():
+        sys.exit(f"no checkpoint at {ckpt}: run `rnn train configs/default.yaml` first or give --checkpoint")
+    rnn = rnn_command()
+    predict = rnn + ["predict", "--checkpoint", ckpt]
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, BLAS threads {args.blas_threads}, "
+        f"rnn = {' '.join(rnn)}, checkpoint {ckpt}"
+    )
+
+    # ------------------------------------------------------------ cold start
+    numpy_t, rnn_t = [], []
+    wall(predict + ["sentindo-se"])  # warm the file cache once
+    for _ in range(max(args.repeat, 7)):
+        numpy_t.append(wall([sys.executable, "-c", "import numpy"]))
+        rnn_t.append(wall(predict + ["sentindo-se"]))
+    n_med, r_med = statistics.median(numpy_t), statistics.median(rnn_t)
+    print(f"cold start: python -c 'import numpy' {n_med * 1000:.0f} ms, rnn predict {r_med * 1000:.0f} ms")
+    print(f"cold start ratio: {r_med / n_med:.2f}x  (target < 1.5x)")
+
+    # ------------------------------------------------------------ throughput
+    prompts = make_prompts(N_PROMPTS)
+    with tempfile.TemporaryDirectory() as tmp:
+        many, one = Path(tmp) / "many.txt", Path(tmp) / "one.txt"
+        many.write_text("\n".join(prompts) + "\n", encoding="utf-8")
+        one.write_text(prompts[0] + "\n", encoding="utf-8")
+        cmd = predict + ["-", "--format", "json"]
+        t_many, t_one = [], []
+        for _ in range(args.repeat):
+            t_one.append(wall(cmd, str(one)))
+            t_many.append(wall(cmd, str(many)))
+    startup, total = statistics.median(t_one), statistics.median(t_many)
+    batch_rate = N_PROMPTS / max(total - startup, 1e-9)
+    print(
+        f"batch: {N_PROMPTS:,} prompts in {total:.3f} s, start-up (1 prompt) {startup:.3f} s "
+        f"-> {batch_rate:,.0f} prompts/s after start-up  (target >= 20,000)"
+    )
+
+    # the single-prompt code path of the CLI (tokenize, network, top-k, JSON line), one prompt at a time
+    from rnncli.cli import _Predictor
+    from rnncli.infer import load_model
+
+    model, tokenizer, vocab, _ = load_model(ckpt)
+    opts = {"fmt": "json", "k": 5, "min_prob": 0.0, "exclude": (vocab.unk_id, vocab.eos_id)}
+    opts.update(generate=0, beam=None)
+    single_t = []
+    for _ in range(args.repeat):
+        predictor = _Predictor(model, tokenizer, vocab, opts)
+        t0 = time.perf_counter()
+        for p in prompts:
+            predictor.lines([p], many=True)
+        single_t.append(time.perf_counter() - t0)
+    single_rate = N_PROMPTS / statistics.median(single_t)
+    print(f"single-prompt path in one process: {single_rate:,.0f} prompts/s")
+    print(f"batch / single ratio: {batch_rate / single_rate:.1f}x  (target >= 20x)")
+
+
+if __name__ == "__main__":
+    main()
