@@ -7,6 +7,8 @@ Backward functions sit right under the forward they differentiate.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 
@@ -24,45 +26,95 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax of a (N, V) array, numerically stable."""
-    shifted = logits - logits.max(axis=1, keepdims=True)  # (N, V)
-    shifted -= np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return shifted
-
-
-def softmax_(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of a (N, V) array, computed in place; returns the same array."""
+    """Row-wise log-softmax of a (N, V) array, numerically stable; overwrites and returns ``logits``."""
     logits -= logits.max(axis=1, keepdims=True)
-    np.exp(logits, out=logits)
-    logits /= logits.sum(axis=1, keepdims=True)
+    lse = np.log(np.exp(logits).sum(axis=1, keepdims=True))  # (N, 1)
+    logits -= lse
     return logits
 
 
-def cross_entropy_(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean cross-entropy of (N, V) logits against (N,) integer targets.
+def cross_entropy_(
+    logits: np.ndarray, targets: np.ndarray, bias: np.ndarray | None = None
+) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Mean cross-entropy of (N, V) logits (+ a (V,) bias) against (N,) integer targets.
 
-    Returns the loss (nats per token) and its gradient with respect to the
-    logits, ``(softmax(logits) - onehot(targets)) / N``.  The logits array is
+    Returns the loss (nats per token), its gradient with respect to the logits,
+    ``(softmax(logits) - onehot(targets)) / N``, and with respect to the bias
+    (the gradient's column sums; None without a bias).  The bias is added here,
+    block by block, rather than in a pass of its own.  The logits array is
     overwritten and reused as the gradient buffer: at a 10,000-word vocabulary
     it is the largest array of the whole step, so one copy fewer matters.
+
+    The rows are processed in blocks small enough to stay in the core's cache
+    (each of the five passes then reads cache, not memory), and the blocks are
+    shared among threads: NumPy's element-wise loops release the GIL, so this
+    uses every core as BLAS does.  Each row's result does not depend on how the
+    rows are split, so the output is the same bit for bit whatever the split.
     """
-    n = logits.shape[0]
-    rows = np.arange(n)
-    logits -= logits.max(axis=1, keepdims=True)  # (N, V), max is now 0
-    target_logit = logits[rows, targets].astype(np.float64)  # (N,)
-    np.exp(logits, out=logits)
-    sums = logits.sum(axis=1, keepdims=True)  # (N, 1)
-    loss = float(np.mean(np.log(sums[:, 0].astype(np.float64)) - target_logit))
+    n, V = logits.shape
+    block = max(1, _BLOCK_ELEMENTS // V)
+    starts = range(0, n, block)
+    if n * V < _PARALLEL_MIN or len(starts) < 2 or _THREADS < 2:
+        parts = [_cross_entropy_rows(logits, targets, bias, lo, min(lo + block, n), n) for lo in starts]
+    else:
+        per_thread = -(-len(starts) // _THREADS) * block
+        jobs = [
+            _pool().submit(_cross_entropy_blocks, logits, targets, bias, lo, min(lo + per_thread, n), block, n)
+            for lo in range(0, n, per_thread)
+        ]
+        parts = [part for j in jobs for part in j.result()]
+    # one order of summation, however many threads: the result is the same bit for bit
+    loss = float(np.sum([p[0] for p in parts])) / n
+    dbias = None
+    if bias is not None:
+        dbias = parts[0][1].copy()
+        for p in parts[1:]:
+            dbias += p[1]
+    return loss, logits, dbias
+
+
+def _cross_entropy_blocks(logits, targets, bias, lo, hi, block, n) -> list:
+    return [_cross_entropy_rows(logits, targets, bias, a, min(a + block, hi), n) for a in range(lo, hi, block)]
+
+
+def _cross_entropy_rows(logits, targets, bias, lo, hi, n) -> tuple[float, np.ndarray | None]:
+    """Rows lo..hi of cross_entropy_, in place; returns their summed loss and bias-gradient part."""
+    x = logits[lo:hi]  # (b, V) view
+    rows = np.arange(hi - lo)
+    t = targets[lo:hi]
+    if bias is not None:
+        x += bias
+    x -= x.max(axis=1, keepdims=True)  # the largest logit is now 0: exp cannot overflow
+    target_logit = x[rows, t].astype(np.float64)  # (b,)
+    np.exp(x, out=x)
+    sums = x.sum(axis=1, keepdims=True)  # (b, 1)
+    loss = float(np.sum(np.log(sums[:, 0].astype(np.float64)) - target_logit))
     # softmax - onehot, already scaled by 1/N so the caller needs no extra pass
-    logits *= (1.0 / n) / sums
-    logits[rows, targets] -= 1.0 / n
-    return loss, logits
+    x *= (1.0 / n) / sums
+    x[rows, t] -= 1.0 / n
+    return loss, (x.sum(axis=0) if bias is not None else None)
 
 
-def token_log_probs(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Log-probability of each target under softmax(logits): (N, V), (N,) -> (N,) float64."""
-    log_probs = log_softmax(logits)
-    return log_probs[np.arange(logits.shape[0]), targets].astype(np.float64)
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_THREADS = min(4, _available_cores())
+_BLOCK_ELEMENTS = 1 << 18  # 1 MB of float32 per block: a core's L2 holds it
+_PARALLEL_MIN = 1 << 20  # below this, thread hand-off costs more than it saves
+_POOL = None
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="rnn-softmax")
+    return _POOL
 
 
 def dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype: np.dtype) -> np.ndarray | None:

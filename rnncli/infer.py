@@ -1,6 +1,7 @@
-"""Using a trained model: score text (perplexity, top-k accuracy), next-word top-k, sampling.
+"""Using a trained model: load it from a checkpoint, score text (perplexity, top-k accuracy).
 
-No backward bookkeeping here: only the forward pass, over large chunks.
+No backward bookkeeping here: only the forward pass, over large chunks.  Next-word
+top-k, sampling, beam search and per-line scores live in `generate` (re-exported here).
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import numpy as np
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import batchify
 from .errors import CheckpointError
+from .generate import next_word_probs, sample_continuation, top_k
 from .model import ModelShape, RNNModel
 from .tokenizer import Tokenizer, Vocab
+
+__all__ = ["load_model", "load_weights", "evaluate", "EvalResult", "next_word_probs", "sample_continuation", "top_k"]
 
 
 def load_weights(model: RNNModel, ckpt: Checkpoint) -> None:
@@ -85,7 +89,7 @@ def evaluate(
     ids: np.ndarray,
     *,
     streams: int = 1,
-    chunk_rows: int = 4096,
+    chunk_rows: int = 0,
     start_id: int | None = None,
     unk_id: int | None = None,
     rank: bool = True,
@@ -103,6 +107,8 @@ def evaluate(
         return EvalResult(0, 0.0, 0, 0, 0)
     streams = max(1, min(streams, len(ids) // 2))
     data = batchify(ids, streams)  # (rows, streams)
+    # a chunk of rows x vocabulary floats that stays in cache (about 16 MB), unless asked otherwise
+    chunk_rows = chunk_rows or max(streams, 4_000_000 // model.shape.vocab_size)
     window = max(1, chunk_rows // streams)
     state = model.initial_state(streams)
     result = EvalResult(0, 0.0, 0, 0, 0)
@@ -111,90 +117,15 @@ def evaluate(
         y = data[i + 1 : i + 1 + window]
         x = x[: len(y)]
         top, state, _ = model.hidden(x, state)
-        logits = model.logits(top.reshape(-1, model.shape.hidden_size))  # (N, V)
+        log_probs = model.log_probs(top.reshape(-1, model.shape.hidden_size))  # (N, V)
         targets = y.reshape(-1)
-        rows = np.arange(len(targets))
-        target_logit = logits[rows, targets][:, None]  # (N, 1)
-        m = logits.max(axis=1, keepdims=True)
-        lse = m[:, 0].astype(np.float64) + np.log(np.exp(logits - m).sum(axis=1, dtype=np.float64))
-        result.nll += float(np.sum(lse - target_logit[:, 0]))
+        target_lp = log_probs[np.arange(len(targets)), targets]  # (N,)
+        result.nll -= float(np.sum(target_lp, dtype=np.float64))
         result.tokens += len(targets)
         if rank:
-            better = (logits > target_logit).sum(axis=1)  # how many words outrank the target
+            better = (log_probs > target_lp[:, None]).sum(axis=1)  # how many words outrank the target
             result.top1 += int(np.sum(better == 0))
             result.top5 += int(np.sum(better < 5))
         if unk_id is not None:
             result.oov += int(np.sum(targets == unk_id))
     return result
-
-
-def next_word_probs(model: RNNModel, sequences: list[np.ndarray]) -> np.ndarray:
-    """Next-token distribution after each id sequence: list of (T_i,) -> (n, V) float64.
-
-    Sequences of equal length run together as one minibatch.
-    """
-    V = model.shape.vocab_size
-    out = np.empty((len(sequences), V), dtype=np.float64)
-    by_len: dict[int, list[int]] = {}
-    for i, seq in enumerate(sequences):
-        by_len.setdefault(len(seq), []).append(i)
-    for idx in by_len.values():
-        batch = np.stack([sequences[i] for i in idx], axis=1)  # (T, B)
-        top, _, _ = model.hidden(batch, model.initial_state(len(idx)))
-        logits = model.logits(top[-1]).astype(np.float64)  # (B, V)
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        out[idx] = logits
-    return out
-
-
-def top_k(probs: np.ndarray, k: int, exclude: tuple[int, ...] = ()) -> list[tuple[int, float]]:
-    """The k most probable ids of a (V,) distribution, best first, skipping ``exclude``."""
-    p = probs.copy()
-    if exclude:
-        p[list(exclude)] = -1.0
-    k = min(k, len(p) - len(exclude))
-    if k <= 0:
-        return []
-    idx = np.argpartition(-p, k - 1)[:k]
-    idx = idx[np.lexsort((idx, -p[idx]))]  # by probability, ties by id: deterministic
-    return [(int(i), float(p[i])) for i in idx]
-
-
-def sample_continuation(
-    model: RNNModel,
-    context: np.ndarray,
-    n: int,
-    *,
-    rng: np.random.Generator,
-    temperature: float = 1.0,
-    exclude: tuple[int, ...] = (),
-    stop_id: int | None = None,
-) -> list[int]:
-    """Sample n ids after ``context`` (T,), feeding each sampled id back in.
-
-    ``temperature`` 0 is greedy.  Ids in ``exclude`` are never drawn.  Stops
-    early after drawing ``stop_id`` when it is given.
-    """
-    top, state, _ = model.hidden(context[:, None], model.initial_state(1))
-    h = top[-1]  # (1, H)
-    out: list[int] = []
-    for _ in range(n):
-        logits = model.logits(h)[0].astype(np.float64)  # (V,)
-        if exclude:
-            logits[list(exclude)] = -np.inf
-        if temperature <= 0:
-            nxt = int(np.argmax(logits))
-        else:
-            logits /= temperature
-            logits -= logits.max()
-            p = np.exp(logits)
-            p /= p.sum()
-            nxt = int(rng.choice(len(p), p=p))
-        out.append(nxt)
-        if stop_id is not None and nxt == stop_id:
-            break
-        top, state, _ = model.hidden(np.array([[nxt]]), state)
-        h = top[-1]
-    return out

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cells import CELLS
-from .functional import cross_entropy_, dropout_mask
+from .functional import dropout_mask
+from .optim import RowGrad
+from .softmax import AdaptiveSoftmax, FullSoftmax
 
 State = list[tuple[np.ndarray, ...]]  # one tuple per layer: (h,) or (h, c), each (B, H)
 
@@ -46,8 +48,14 @@ class RNNModel:
             raise ValueError(f"unknown cell {shape.cell!r}")
         if shape.tie_weights and shape.embedding_size != shape.hidden_size:
             raise ValueError("tied weights need embedding_size == hidden_size")
+        if shape.tie_weights and shape.softmax != "full":
+            raise ValueError("tied weights need the full softmax")
         self.shape = shape
         self.kind = CELLS[shape.cell]
+        if shape.softmax == "adaptive":
+            self.output = AdaptiveSoftmax(shape.vocab_size, shape.hidden_size, shape.cutoffs, shape.div_value)
+        else:
+            self.output = FullSoftmax(shape.vocab_size, shape.hidden_size, shape.tie_weights)
         self.dtype = np.dtype(dtype)
         self.params: dict[str, np.ndarray] = {
             name: np.zeros(s, dtype=self.dtype) for name, s in self.param_shapes().items()
@@ -65,27 +73,22 @@ class RNNModel:
             shapes[f"rnn.weight_hh_l{k}"] = (G * H, H)
             shapes[f"rnn.bias_ih_l{k}"] = (G * H,)
             shapes[f"rnn.bias_hh_l{k}"] = (G * H,)
-        if not s.tie_weights:
-            shapes["decoder.weight"] = (s.vocab_size, H)
-        shapes["decoder.bias"] = (s.vocab_size,)
+        shapes.update(self.output.param_shapes())
         return shapes
 
     def init_params(self, rng: np.random.Generator, init_range: float) -> None:
         """Uniform(-init_range, init_range) for every weight and bias; zero output bias."""
         for name, p in self.params.items():
-            if name == "decoder.bias":
+            if name in ("decoder.bias", "decoder.head.bias"):
                 p[...] = 0.0
             else:
                 p[...] = rng.uniform(-init_range, init_range, size=p.shape)
-
-    def decoder_weight(self) -> np.ndarray:
-        return self.params["encoder.weight" if self.shape.tie_weights else "decoder.weight"]
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Parameters under PyTorch's names, with the tied decoder weight written out too."""
         out = dict(self.params)
         if self.shape.tie_weights:
-            out["decoder.weight"] = self.params["encoder.weight"]
+            out["decoder.weight"] = self.params["encoder.weight"]  # written out, as torch's state_dict does
         return out
 
     def load_state_dict(self, weights: dict[str, np.ndarray]) -> None:
@@ -153,37 +156,34 @@ class RNNModel:
         return x, new_state, (ids, masks, caches, x)
 
     def logits(self, hidden: np.ndarray) -> np.ndarray:
-        """(N, H) hidden -> (N, V) logits of the full softmax."""
-        out = hidden @ self.decoder_weight().T  # (N, V)
-        out += self.params["decoder.bias"]
-        return out
+        """(N, H) hidden -> (N, V) logits (full softmax only; use log_probs in general)."""
+        return self.output.logits(self.params, hidden)
 
     def log_probs(self, hidden: np.ndarray) -> np.ndarray:
-        """(N, H) hidden -> (N, V) normalised log-probabilities of the next word (float32)."""
-        out = self.logits(hidden)
-        out -= out.max(axis=1, keepdims=True)
-        out -= np.log(np.exp(out).sum(axis=1, keepdims=True))
-        return out
+        """(N, H) hidden -> (N, V) normalised log-probabilities of the next word."""
+        return self.output.log_probs(self.params, hidden)
 
     def forward(self, ids, targets, state, *, rng=None, masks=None):
         """Loss (mean nats per token) of targets (T, B) given ids (T, B); returns (loss, state, cache)."""
         top, new_state, (ids, masks, caches, _) = self.hidden(ids, state, rng=rng, masks=masks, keep_cache=True)
         T, B, H = top.shape
-        flat = top.reshape(T * B, H)
-        loss, dlogits = cross_entropy_(self.logits(flat), targets.reshape(-1))
-        return loss, new_state, (ids, masks, caches, flat, dlogits)
+        loss, out_cache = self.output.forward(self.params, top.reshape(T * B, H), targets.reshape(-1))
+        return loss, new_state, (ids, masks, caches, out_cache)
 
     # -------------------------------------------------------------- backward
-    def backward(self, cache) -> dict[str, np.ndarray]:
-        """Gradient of the window's mean loss with respect to every trainable parameter."""
-        ids, masks, caches, flat, dlogits = cache
+    def backward(self, cache) -> dict:
+        """Gradient of the window's mean loss with respect to every trainable parameter.
+
+        The embedding's gradient is a ``RowGrad`` (only the rows of this window's
+        words) unless the weights are tied; ``optim.dense`` turns it into an array.
+        """
+        ids, masks, caches, out_cache = cache
         s = self.shape
         T, B = ids.shape
-        grads: dict[str, np.ndarray] = {}
-        W_dec = self.decoder_weight()
-        dW_dec = dlogits.T @ flat  # (V, H)
-        grads["decoder.bias"] = dlogits.sum(axis=0)
-        dx = (dlogits @ W_dec).reshape(T, B, s.hidden_size)  # (T, B, H)
+        dflat, grads = self.output.backward(self.params, out_cache)
+        # with tied weights the output layer's gradient arrives as "encoder.weight"
+        dW_tied = grads.pop("encoder.weight", None)
+        dx = dflat.reshape(T, B, s.hidden_size)  # (T, B, H)
         for k in range(s.layers - 1, -1, -1):
             if masks is not None and masks[k + 1] is not None:
                 dx = dx * masks[k + 1]
@@ -197,11 +197,17 @@ class RNNModel:
             grads[f"rnn.bias_hh_l{k}"] = db_hh
         if masks is not None and masks[0] is not None:
             dx = dx * masks[0]
-        dW_enc = np.zeros_like(self.params["encoder.weight"])
-        np.add.at(dW_enc, ids.reshape(-1), dx.reshape(T * B, s.embedding_size))
-        if s.tie_weights:
-            dW_enc += dW_dec  # one matrix, two uses: the gradients add
+        # Only the rows of the words in this window have a gradient: sum the window's
+        # per-token gradients into one row per distinct word (a sorted segment sum).
+        flat_ids = ids.reshape(-1)
+        order = np.argsort(flat_ids, kind="stable")
+        sorted_ids = flat_ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        rows = np.add.reduceat(dx.reshape(T * B, s.embedding_size)[order], starts, axis=0)  # (K, E)
+        g_enc = RowGrad(sorted_ids[starts], rows, self.params["encoder.weight"].shape)
+        if dW_tied is not None:
+            dW_tied[g_enc.indices] += g_enc.values  # one matrix, two uses: the gradients add
+            grads["encoder.weight"] = dW_tied
         else:
-            grads["decoder.weight"] = dW_dec
-        grads["encoder.weight"] = dW_enc
+            grads["encoder.weight"] = g_enc
         return grads

@@ -5,9 +5,10 @@ import pytest
 
 from rnncli.functional import dropout_mask
 from rnncli.model import ModelShape, RNNModel
+from rnncli.optim import dense
 
 
-def _model(cell, layers, tie, dropout=0.0, V=11, E=5, H=5):
+def _model(cell, layers, tie, dropout=0.0, V=11, E=5, H=5, **kw):
     shape = ModelShape(
         vocab_size=V,
         cell=cell,
@@ -16,6 +17,7 @@ def _model(cell, layers, tie, dropout=0.0, V=11, E=5, H=5):
         layers=layers,
         dropout=dropout,
         tie_weights=tie,
+        **kw,
     )
     model = RNNModel(shape, dtype=np.float64)
     model.init_params(np.random.default_rng(0), 0.5)
@@ -49,7 +51,7 @@ def _check(model, T=4, B=3, masks=None, seed=1):
             down = loss_fn()
             flat[i] = old
             num.reshape(-1)[i] = (up - down) / (2 * eps)
-        g = grads[name]
+        g = dense(grads[name])
         rel = np.linalg.norm(g - num) / max(np.linalg.norm(g) + np.linalg.norm(num), 1e-12)
         if rel > 1e-6:
             failures.append(f"{name}: relative error {rel:.2e}")
@@ -72,6 +74,13 @@ def test_gradients_with_fixed_dropout_masks(cell):
     masks += [dropout_mask(rng, (T, B, model.shape.hidden_size), 0.3, model.dtype) for _ in range(2)]
     assert any((m == 0).any() for m in masks)  # the masks really drop something
     _check(model, T=T, B=B, masks=masks)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_gradients_of_the_adaptive_softmax(cell):
+    # 23 words: head of 4 (+2 cluster entries), tails of 6 and 13 words projected to 4 and 2 dims
+    model = _model(cell, 1, False, V=23, E=5, H=8, softmax="adaptive", cutoffs=(4, 10), div_value=2.0)
+    _check(model, T=6, B=4)
 
 
 def test_a_wrong_gradient_is_caught_and_named(monkeypatch):

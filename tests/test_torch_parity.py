@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from rnncli.model import ModelShape, RNNModel
+from rnncli.optim import dense
 
 torch = pytest.importorskip("torch")
 
@@ -65,7 +66,7 @@ def test_logits_and_gradients_equal_pytorch(cell, layers, tie):
         np.testing.assert_allclose(logits, t_logits.detach().numpy(), atol=1e-5, rtol=0)
         assert abs(loss - t_loss.item()) < 1e-5
         t_params = dict(ref.named_parameters())
-        for name, g in grads.items():
+        for name, g in ((n, dense(g)) for n, g in grads.items()):
             tg = t_params[name].grad.numpy()
             rel = np.linalg.norm(g - tg) / np.linalg.norm(tg)
             assert rel < 1e-4, f"{cell} layers={layers} tie={tie} window={window}: {name} rel {rel:.2e}"
@@ -73,3 +74,29 @@ def test_logits_and_gradients_equal_pytorch(cell, layers, tie):
         t_state = tuple(s.detach() for s in t_new) if cell == "lstm" else t_new.detach()
         t_h = t_state[0] if cell == "lstm" else t_state
         np.testing.assert_allclose(np.stack([layer[0] for layer in state]), t_h.numpy(), atol=1e-5)
+
+
+def test_adaptive_softmax_equals_torch_adaptive_log_softmax():
+    shape = ModelShape(vocab_size=60, cell="lstm", embedding_size=16, hidden_size=16, softmax="adaptive",
+                       cutoffs=(10, 30), div_value=2.0)
+    ours = RNNModel(shape)
+    ours.init_params(np.random.default_rng(3), 0.3)
+    ref = torch.nn.AdaptiveLogSoftmaxWithLoss(16, 60, cutoffs=[10, 30], div_value=2.0, head_bias=True)
+    decoder = {k[len("decoder."):]: torch.from_numpy(v.copy()) for k, v in ours.params.items()
+               if k.startswith("decoder.")}
+    missing, unexpected = ref.load_state_dict(decoder)
+    assert not missing and not unexpected
+    rng = np.random.default_rng(4)
+    hidden = rng.normal(size=(40, 16)).astype(np.float32)
+    targets = rng.integers(0, 60, size=40)
+    t_hidden = torch.from_numpy(hidden).requires_grad_()
+    np.testing.assert_allclose(ours.log_probs(hidden), ref.log_prob(t_hidden).detach().numpy(), atol=1e-5)
+    loss, cache = ours.output.forward(ours.params, hidden, targets)
+    dhidden, grads = ours.output.backward(ours.params, cache)
+    t_out = ref(t_hidden, torch.from_numpy(targets))
+    t_out.loss.backward()
+    assert abs(loss - t_out.loss.item()) < 1e-5
+    np.testing.assert_allclose(dhidden, t_hidden.grad.numpy(), atol=1e-6)
+    for name, p in ref.named_parameters():
+        g = grads["decoder." + name]
+        assert np.linalg.norm(g - p.grad.numpy()) / np.linalg.norm(p.grad.numpy()) < 1e-4, name

@@ -1,0 +1,69 @@
+"""Where the time of one training step goes: a cProfile of repeated windows.
+
+    python benchmarks/profile_step.py --cell lstm --hidden 200 --vocab 10000
+    PYTHONPATH=/path/to/other/checkout python benchmarks/profile_step.py   # profile another version
+
+Prints ms per window, tokens/s, and the functions that take the most time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+
+import numpy as np
+
+from rnncli.model import ModelShape, RNNModel
+from rnncli.optim import SGD, clip_grad_norm_
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--cell", default="rnn")
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--hidden", type=int, default=200)
+    p.add_argument("--vocab", type=int, default=10_000)
+    p.add_argument("--batch", type=int, default=20)
+    p.add_argument("--bptt", type=int, default=35)
+    p.add_argument("--softmax", default="full")
+    p.add_argument("--windows", type=int, default=30)
+    p.add_argument("--top", type=int, default=15)
+    a = p.parse_args()
+    kw = {"softmax": a.softmax} if a.softmax != "full" else {}
+    model = RNNModel(ModelShape(vocab_size=a.vocab, cell=a.cell, embedding_size=a.hidden, hidden_size=a.hidden,
+                                layers=a.layers, **kw))
+    model.init_params(np.random.default_rng(0), 0.1)
+    opt = SGD(1.0)
+    rng = np.random.default_rng(0)
+    state = [model.initial_state(a.batch)]
+
+    def step():
+        x = rng.integers(0, a.vocab, (a.bptt, a.batch))
+        y = rng.integers(0, a.vocab, (a.bptt, a.batch))
+        _, state[0], cache = model.forward(x, y, state[0])
+        grads = model.backward(cache)
+        clip_grad_norm_(grads, 0.25)
+        opt.step(model.params, grads)
+
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(a.windows):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    ms = float(np.median(times)) * 1000
+    print(f"{a.cell} {a.layers}x{a.hidden} V={a.vocab} softmax={a.softmax}: median {ms:.1f} ms/window, "
+          f"{a.batch * a.bptt / ms * 1000:,.0f} tokens/s")
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(a.windows):
+        step()
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(a.top)
+
+
+if __name__ == "__main__":
+    main()
