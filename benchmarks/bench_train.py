@@ -62,8 +62,14 @@ def worker_ours(a) -> dict:
     from rnncli.model import ModelShape, RNNModel
     from rnncli.optim import SGD, clip_grad_norm_
 
-    shape = ModelShape(vocab_size=a.vocab, cell=a.cell, embedding_size=a.hidden, hidden_size=a.hidden,
-                       layers=a.layers, softmax=a.softmax)
+    shape = ModelShape(
+        vocab_size=a.vocab,
+        cell=a.cell,
+        embedding_size=a.hidden,
+        hidden_size=a.hidden,
+        layers=a.layers,
+        softmax=a.softmax,
+    )
     model = RNNModel(shape)
     model.init_params(np.random.default_rng(0), 0.1)
     data, valid = load_stream(a)
@@ -199,16 +205,37 @@ def train_flops_per_token(cell, layers, H, V, softmax, cutoffs=(2000, 10000), di
 
 
 def worker_args(cell, layers, H, V, B, T, softmax, windows, extra=()) -> list[str]:
-    return ["--cell", cell, "--layers", str(layers), "--hidden", str(H), "--vocab", str(V), "--batch", str(B),
-            "--bptt", str(T), "--softmax", softmax, "--windows", str(windows), *extra]
+    return [
+        "--cell",
+        cell,
+        "--layers",
+        str(layers),
+        "--hidden",
+        str(H),
+        "--vocab",
+        str(V),
+        "--batch",
+        str(B),
+        "--bptt",
+        str(T),
+        "--softmax",
+        softmax,
+        "--windows",
+        str(windows),
+        *extra,
+    ]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", default="rnn,lstm,gru,lstm650,adaptive,eval")
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--quality-tokens", type=int, default=150_000,
-                   help="training tokens for the adaptive-vs-full perplexity comparison (0 = skip it)")
+    p.add_argument(
+        "--quality-tokens",
+        type=int,
+        default=150_000,
+        help="training tokens for the adaptive-vs-full perplexity comparison (0 = skip it)",
+    )
     p.add_argument("--worker")
     p.add_argument("--cell", default="lstm")
     p.add_argument("--layers", type=int, default=1)
@@ -239,8 +266,10 @@ def main() -> None:
     peak = matmul_peak()
     print(f"machine: {os.cpu_count()} cores; numpy {np.__version__}; torch {torch_version or 'not installed'}")
     print(f"numpy float32 matmul peak (2048^3, median): {peak:.1f} GFLOP/s\n")
-    header = f"{'config':<44} {'ours tok/s':>10} {'torch tok/s':>11} {'ratio':>6} {'ours MB':>8} {'torch MB':>8} " \
-             f"{'mem ratio':>9} {'GFLOP/s':>8} {'of peak':>7}"
+    header = (
+        f"{'config':<44} {'ours tok/s':>10} {'torch tok/s':>11} {'ratio':>6} {'ours MB':>8} {'torch MB':>8} "
+        f"{'mem ratio':>9} {'GFLOP/s':>8} {'of peak':>7}"
+    )
     print(header)
     print("-" * len(header))
 
@@ -272,11 +301,16 @@ def main() -> None:
         cell, layers, H, V, B, T, sm = ROWS[name]
         windows = 30 if H <= 200 else 8
         label = f"train {cell.upper()} {layers}x{H}, V={V:,}, batch {B}, bptt {T}"
-        compare(label, worker_args(cell, layers, H, V, B, T, sm, windows), train_flops_per_token(cell, layers, H, V, sm))
+        compare(
+            label, worker_args(cell, layers, H, V, B, T, sm, windows), train_flops_per_token(cell, layers, H, V, sm)
+        )
 
     if "eval" in rows:
-        compare("eval LSTM 1x200, V=10,000, 10 streams (no_grad)",
-                worker_args("lstm", 1, 200, 10_000, 10, 35, "full", 200), eval_mode=True)
+        compare(
+            "eval LSTM 1x200, V=10,000, 10 streams (no_grad)",
+            worker_args("lstm", 1, 200, 10_000, 10, 35, "full", 200),
+            eval_mode=True,
+        )
 
     if "adaptive" in rows:
         print("\nadaptive softmax (cutoffs 2000, 10000; div 4) vs our full softmax, LSTM 2x650, V=33,278:")
@@ -291,12 +325,18 @@ def main() -> None:
             windows = max(1, a.quality_tokens // (20 * 35))
             ppl = {}
             for sm in ("full", "adaptive"):
-                r = run_worker("ours", worker_args("lstm", 2, 650, 33_278, 20, 35, sm, windows,
-                                                   ["--wikitext", "--warmup", "0", "--lr", "20"]))
+                r = run_worker(
+                    "ours",
+                    worker_args(
+                        "lstm", 2, 650, 33_278, 20, 35, sm, windows, ["--wikitext", "--warmup", "0", "--lr", "20"]
+                    ),
+                )
                 ppl[sm] = r["valid_ppl"]
-            print(f"  WikiText-2 valid ppl after {windows * 700:,} training tokens (SGD lr 20, clip 0.25): "
-                  f"full {ppl['full']:.1f}, adaptive {ppl['adaptive']:.1f} "
-                  f"({(ppl['adaptive'] / ppl['full'] - 1) * 100:+.1f}%, target <= +5%)")
+            print(
+                f"  WikiText-2 valid ppl after {windows * 700:,} training tokens (SGD lr 20, clip 0.25): "
+                f"full {ppl['full']:.1f}, adaptive {ppl['adaptive']:.1f} "
+                f"({(ppl['adaptive'] / ppl['full'] - 1) * 100:+.1f}%, target <= +5%)"
+            )
         elif a.quality_tokens:
             print("  (perplexity comparison skipped: ../shared/data/wikitext-2 is not here)")
     if math.isnan(peak):

@@ -32,8 +32,11 @@ def main() -> None:
     p.add_argument("--top", type=int, default=15)
     a = p.parse_args()
     kw = {"softmax": a.softmax} if a.softmax != "full" else {}
-    model = RNNModel(ModelShape(vocab_size=a.vocab, cell=a.cell, embedding_size=a.hidden, hidden_size=a.hidden,
-                                layers=a.layers, **kw))
+    model = RNNModel(
+        ModelShape(
+            vocab_size=a.vocab, cell=a.cell, embedding_size=a.hidden, hidden_size=a.hidden, layers=a.layers, **kw
+        )
+    )
     model.init_params(np.random.default_rng(0), 0.1)
     opt = SGD(1.0)
     rng = np.random.default_rng(0)
@@ -55,8 +58,10 @@ def main() -> None:
         step()
         times.append(time.perf_counter() - t0)
     ms = float(np.median(times)) * 1000
-    print(f"{a.cell} {a.layers}x{a.hidden} V={a.vocab} softmax={a.softmax}: median {ms:.1f} ms/window, "
-          f"{a.batch * a.bptt / ms * 1000:,.0f} tokens/s")
+    print(
+        f"{a.cell} {a.layers}x{a.hidden} V={a.vocab} softmax={a.softmax}: median {ms:.1f} ms/window, "
+        f"{a.batch * a.bptt / ms * 1000:,.0f} tokens/s"
+    )
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(a.windows):

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +84,31 @@ def _tensor_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
 
 
+def _pause() -> None:
+    """Test hook: $RNN_TEST_CHECKPOINT_PAUSE seconds of sleep between the steps of a save.
+
+    The SIGKILL test sets it so that random kills often land in the middle of a save.
+    """
+    delay = os.environ.get("RNN_TEST_CHECKPOINT_PAUSE")
+    if delay:
+        time.sleep(float(delay))
+
+
+def unique_name(run_dir: Path, name: str) -> str:
+    """``name``, or ``name-2``, ``name-3``... when a checkpoint the index names already has it.
+
+    A resumed run can reach the same step again (a periodic save at an epoch's last window,
+    then the epoch-end save); the checkpoint the index points at is never deleted to make room.
+    """
+    index = read_index(run_dir) if (run_dir / INDEX).exists() else {}
+    named = set(index.get("recent", [])) | {index.get("last"), index.get("best")}
+    candidate, n = name, 1
+    while candidate in named:
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
 def save_checkpoint(
     run_dir: Path,
     name: str,
@@ -92,42 +118,64 @@ def save_checkpoint(
     meta: dict,
     *,
     is_best: bool,
+    keep: int = 1,
+    keep_best: bool = True,
 ) -> Path:
-    """Write checkpoint ``name`` into run_dir, make it the last (and maybe the best), prune old ones."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Write checkpoint ``name`` into run_dir, make it the last (and maybe the best), prune old ones.
+
+    Keeps the ``keep`` most recent checkpoints, plus the best one when ``keep_best``.  Every
+    failure (disk full, unwritable folder) is a CheckpointError that leaves the previous
+    checkpoint and index.json as they were.
+    """
+    for key, a in weights.items():
+        if not np.all(np.isfinite(a)):
+            raise CheckpointError(f"refusing to save {name}: weight {key} holds NaN or infinite values")
+    name = unique_name(run_dir, name)
     final = run_dir / name
     tmp = run_dir / f".tmp-{name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
     try:
-        files = {
-            MODEL_FILE: _write_bytes(tmp / MODEL_FILE, _tensor_bytes(weights)),
-            TRAINER_FILE: _write_bytes(tmp / TRAINER_FILE, _tensor_bytes(trainer)),
-            VOCAB_FILE: _write_bytes(tmp / VOCAB_FILE, json.dumps(vocab, ensure_ascii=False).encode()),
-        }
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        files = {}
+        for fname, data in (
+            (MODEL_FILE, _tensor_bytes(weights)),
+            (TRAINER_FILE, _tensor_bytes(trainer)),
+            (VOCAB_FILE, json.dumps(vocab, ensure_ascii=False).encode()),
+        ):
+            files[fname] = _write_bytes(tmp / fname, data)
+            _pause()
         meta = dict(meta, format_version=FORMAT_VERSION, files=files, versions=versions())
         _write_bytes(tmp / META, json.dumps(meta, indent=1, ensure_ascii=False).encode())
         _fsync_dir(tmp)
-        if final.exists():  # re-saving the same step (e.g. after a resume): replace it
+        _pause()
+        if final.exists():  # an orphan left by a crash before the index named it
             shutil.rmtree(final)
         os.rename(tmp, final)
         _fsync_dir(run_dir)
+        _pause()
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(
             f"cannot write checkpoint in {run_dir}: {e.strerror or e}; the previous checkpoint is kept"
         ) from None
     index = read_index(run_dir)
+    recent = [n for n in index.get("recent", [index.get("last")]) if n and n != name] + [name]
+    recent = recent[-keep:]
     index["last"] = name
-    if is_best or "best" not in index:
+    index["recent"] = recent
+    if is_best or not index.get("best"):
         index["best"] = name
     index["format_version"] = FORMAT_VERSION
     try:
         write_atomic(run_dir / INDEX, json.dumps(index, indent=1).encode())
     except OSError as e:
-        raise CheckpointError(f"cannot update {run_dir / INDEX}: {e.strerror or e}") from None
-    _prune(run_dir, keep={index["last"], index["best"]})
+        shutil.rmtree(final, ignore_errors=True)
+        raise CheckpointError(
+            f"cannot update {run_dir / INDEX}: {e.strerror or e}; the previous checkpoint is kept"
+        ) from None
+    _prune(run_dir, keep=set(recent) | ({index["best"]} if keep_best else set()))
     return final
 
 
@@ -140,10 +188,25 @@ def _prune(run_dir: Path, keep: set[str]) -> None:
 
 
 def append_metrics(run_dir: Path, record: dict) -> None:
-    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise CheckpointError(f"cannot write {run_dir / 'metrics.jsonl'}: {e.strerror or e}") from None
+
+
+def truncate_metrics(run_dir: Path, lines: int) -> None:
+    """Keep the first ``lines`` records of metrics.jsonl: later ones (or a torn last line) were
+    written by a run killed before its checkpoint recorded them, and the resumed run redoes them."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    keep = b"".join(data.splitlines(keepends=True)[:lines])
+    if keep != data:
+        write_atomic(path, keep)
 
 
 def versions() -> dict:
@@ -247,6 +310,11 @@ def load_checkpoint(path: Path, which: str = "best", with_trainer: bool = False)
         vocab = json.loads((ckpt / VOCAB_FILE).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise CheckpointError(f"{ckpt / VOCAB_FILE}: damaged (not readable JSON)") from None
+    size = (meta.get("model") or {}).get("vocab_size")
+    words = vocab.get("itos") if isinstance(vocab, dict) else None
+    if not isinstance(words, list) or (size is not None and len(words) != size):
+        got = len(words) if isinstance(words, list) else "no"
+        raise CheckpointError(f"{ckpt / VOCAB_FILE}: {got} words, but {META} says the vocabulary has {size}")
     weights = _read_tensors(ckpt / MODEL_FILE)
     trainer = _read_tensors(ckpt / TRAINER_FILE) if with_trainer else {}
     return Checkpoint(ckpt, weights, meta, vocab, trainer)

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
+import shlex
 import sys
 
 import click
@@ -40,7 +42,9 @@ def reports_errors(fn):
         try:
             return fn(*args, **kwargs)
         except RnnError as e:
-            _fail(str(e), e.exit_code)
+            label = getattr(e, "label", "error")  # "interrupted" for a signal that stopped training
+            click.echo(f"rnn: {label}: {e}", err=True)
+            sys.exit(e.exit_code)
         except BrokenPipeError:
             # the reader went away (`rnn predict - | head -1`): stop quietly
             # and point stdout at /dev/null so the interpreter's final flush cannot fail again
@@ -158,10 +162,16 @@ def train(config, overrides, resume, overwrite, quiet, fmt):
     if resume and overwrite:
         raise _usage("--resume and --overwrite exclude each other")
     from .config import load_config
-    from .train import run_training
+    from .train import TrainingInterrupted, run_training
 
     cfg = load_config(config, overrides)
-    summary = run_training(cfg, resume=resume, overwrite=overwrite, reporter=_BarReporter(quiet))
+    try:
+        summary = run_training(cfg, resume=resume, overwrite=overwrite, reporter=_BarReporter(quiet))
+    except TrainingInterrupted as e:
+        if e.checkpoint is not None:
+            sets = "".join(f" --set {shlex.quote(o)}" for o in overrides)
+            e.args = (f"{e}; continue with: rnn train {shlex.quote(config)}{sets} --resume",)
+        raise
     if fmt == "json":
         emit(json.dumps(summary))
     else:
@@ -182,15 +192,236 @@ def _usage(message: str):
 
 
 # -------------------------------------------------------------------- predict
-def _prompts(args: tuple[str, ...]):
-    """Prompts from the arguments, or one per line from stdin when none or '-' is given."""
-    if args and args != ("-",):
-        if "-" in args:
+PROMPT_BATCH = 2048  # prompts per network batch when reading a stream
+
+
+def _line_batches(stream, source: str, limit: int = PROMPT_BATCH):
+    """Lines of a binary stream, without their line breaks, in batches.
+
+    A batch holds the lines that have already arrived (up to ``limit``), so a
+    fast producer (a file, a pipe from `cat`) gets full minibatches and a slow
+    one (`tail -f`) gets each result as soon as its line is in.
+    """
+    try:
+        import select
+
+        fd = stream.fileno()
+        select.select([fd], [], [], 0)
+
+        def read() -> bytes:
+            return os.read(fd, 1 << 16)
+
+        def more() -> bool:
+            return bool(select.select([fd], [], [], 0)[0])
+
+    except (AttributeError, OSError, ValueError):  # no real file descriptor (tests, Windows pipes)
+
+        def read() -> bytes:
+            return stream.read1(1 << 16) if hasattr(stream, "read1") else stream.read(1 << 16)
+
+        def more() -> bool:
+            return True
+
+    lineno = 0
+
+    def decode(lines: list[bytes]) -> list[str]:
+        nonlocal lineno
+        try:
+            text = b"\n".join(lines).decode("utf-8")
+        except UnicodeDecodeError:
+            for n, line in enumerate(lines, lineno + 1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    from .errors import DataError
+
+                    raise DataError(f"{source}: line {n} is not UTF-8 text") from None
+        if lineno == 0 and text.startswith("\ufeff"):
+            text = text[1:]
+        lineno += len(lines)
+        out = text.split("\n")
+        return [s[:-1] if s.endswith("\r") else s for s in out]
+
+    pending: list[bytes] = []
+    tail = b""
+    while True:
+        chunk = read()
+        if not chunk:
+            break
+        parts = (tail + chunk).split(b"\n")
+        tail = parts.pop()
+        pending.extend(parts)
+        while len(pending) >= limit:
+            yield decode(pending[:limit])
+            pending = pending[limit:]
+        if pending and not more():
+            yield decode(pending)
+            pending = []
+    if tail:
+        pending.append(tail)
+    if pending:
+        yield decode(pending)
+
+
+def _prompt_batches(prompts: tuple[str, ...], input_file: str | None):
+    """Batches of prompts: the arguments, `--input FILE`, or stdin (no prompt, '-', or `--input -`)."""
+    if input_file is not None and prompts:
+        raise _usage("give prompts as arguments or with --input FILE, not both")
+    if prompts and prompts != ("-",):
+        if "-" in prompts:
             raise _usage("give prompts as arguments or '-' for stdin, not both")
-        yield from args
+        for lo in range(0, len(prompts), PROMPT_BATCH):
+            yield list(prompts[lo : lo + PROMPT_BATCH])
         return
-    for line in sys.stdin:
-        yield line.rstrip("\r\n")
+    if input_file is not None and input_file != "-":
+        try:
+            f = open(input_file, "rb")  # noqa: SIM115 (closed below, also when the consumer stops)
+        except OSError as e:
+            from .errors import DataError
+
+            raise DataError(f"--input {input_file}: cannot read ({e.strerror})") from None
+        try:
+            yield from _line_batches(f, input_file)
+        finally:
+            f.close()
+        return
+    yield from _line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin")
+
+
+def _one_line(text: str) -> str:
+    """A prompt as a field of a text or TSV row: no tabs or line breaks inside."""
+    return text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+
+class _Predictor:
+    """One loaded model and the options of a `rnn predict` run: turns a batch of prompts into output lines."""
+
+    def __init__(self, model, tokenizer, vocab, opts: dict):
+        self.model, self.tokenizer, self.vocab, self.o = model, tokenizer, vocab, opts
+        self.words_json: dict[int, str] = {}  # id -> the word as a JSON string, built as needed
+        self.done = 0  # prompts answered so far: a prompt's index seeds its own generator
+
+    def context(self, tokens: list[str]):
+        import numpy as np
+
+        # a prompt starts a sentence: the model sees it after an <eos>
+        ids = np.empty(len(tokens) + 1, dtype=np.int32)  # (T,)
+        ids[0] = self.vocab.eos_id
+        ids[1:] = self.vocab.encode(tokens)
+        return ids
+
+    def lines(self, prompts: list[str], many: bool) -> list[str]:
+        tokens = [self.tokenizer.tokenize_prompt(p) for p in prompts]
+        contexts = [self.context(t) for t in tokens]
+        first = self.done
+        self.done += len(prompts)
+        if self.o["beam"]:
+            return self._beams(prompts, tokens, contexts, many)
+        if self.o["generate"]:
+            return self._samples(prompts, tokens, contexts, first)
+        return self._top(prompts, contexts, many)
+
+    def _top(self, prompts, contexts, many) -> list[str]:
+        import numpy as np
+
+        from .generate import next_log_probs, top_k_rows
+
+        vocab, fmt = self.vocab, self.o["fmt"]
+        logp = next_log_probs(self.model, contexts, dtype=np.float32)  # (n, V)
+        rows = top_k_rows(logp, self.o["k"], self.o["exclude"], self.o["min_prob"])
+        out = []
+        if fmt == "json":
+            wj = self.words_json
+            for prompt, row in zip(prompts, rows):
+                preds = []
+                for i, p in row:
+                    w = wj.get(i)
+                    if w is None:
+                        w = wj[i] = json.dumps(vocab.itos[i], ensure_ascii=False)
+                    preds.append(f'{{"word": {w}, "prob": {p!r}}}')
+                head = json.dumps(prompt, ensure_ascii=False)
+                out.append(f'{{"prompt": {head}, "predictions": [{", ".join(preds)}]}}')
+        elif fmt == "tsv":
+            for prompt, row in zip(prompts, rows):
+                field = _one_line(prompt)
+                out.extend(f"{field}\t{vocab.itos[i]}\t{p:.6g}" for i, p in row)
+        else:
+            for prompt, row in zip(prompts, rows):
+                shown = ", ".join(f"{vocab.itos[i]} {p:.3f}" for i, p in row)
+                out.append(f"{_one_line(prompt)}\t{shown}" if many else shown)
+        return out
+
+    def _samples(self, prompts, tokens, contexts, first) -> list[str]:
+        from .generate import generate, prompt_rngs
+        from .tokenizer import detokenize
+
+        o = self.o
+        rngs = prompt_rngs(o["seed"], first, len(prompts))
+        results = generate(
+            self.model,
+            contexts,
+            o["generate"],
+            rngs,
+            temperature=o["temperature"],
+            top_k=o["top_k_sampling"],
+            top_p=o["top_p"],
+            exclude=o["gen_exclude"],
+            stop_id=self.vocab.eos_id if o["stop_at_eos"] else None,
+        )
+        out = []
+        for prompt, toks, (ids, logprob) in zip(prompts, tokens, results):
+            words = self.vocab.decode(ids)
+            text = detokenize(toks + words)
+            if o["fmt"] == "json":
+                obj = {"prompt": prompt, "text": text, "continuation": words, "logprob": logprob}
+                out.append(json.dumps(obj, ensure_ascii=False))
+            elif o["fmt"] == "tsv":
+                out.append(f"{_one_line(prompt)}\t{_one_line(text)}")
+            else:
+                out.append(text)
+        return out
+
+    def _beams(self, prompts, tokens, contexts, many) -> list[str]:
+        from .generate import beam_search
+        from .tokenizer import detokenize
+
+        o = self.o
+        stop = self.vocab.eos_id if o["stop_at_eos"] else None
+        out = []
+        for prompt, toks, ctx in zip(prompts, tokens, contexts):
+            beams = beam_search(self.model, ctx, o["generate"], o["beam"], exclude=o["gen_exclude"], stop_id=stop)
+            shown = [(self.vocab.decode(ids), lp) for ids, lp in beams]
+            if o["fmt"] == "json":
+                obj = {
+                    "prompt": prompt,
+                    "beams": [{"text": detokenize(toks + w), "continuation": w, "logprob": lp} for w, lp in shown],
+                }
+                out.append(json.dumps(obj, ensure_ascii=False))
+            else:
+                for w, lp in shown:
+                    row = f"{_one_line(detokenize(toks + w))}\t{lp:.4f}"
+                    out.append(f"{_one_line(prompt)}\t{row}" if many or o["fmt"] == "tsv" else row)
+        return out
+
+
+def _interactive(predictor: _Predictor) -> None:
+    """Read a line at a time from the terminal (readline editing and history) and answer it."""
+    try:
+        import readline  # noqa: F401 (imported for its side effect: line editing and history in input())
+    except ImportError:  # pragma: no cover (Windows without pyreadline)
+        pass
+    click.echo("type a prompt and Enter; Ctrl-D to quit", err=True)
+    while True:
+        try:
+            prompt = input("> ")
+        except EOFError:
+            click.echo("", err=True)
+            return
+        except KeyboardInterrupt:
+            click.echo("", err=True)
+            continue
+        for line in predictor.lines([prompt], many=False):
+            emit(line)
 
 
 @main.command()
@@ -203,17 +434,30 @@ def _prompts(args: tuple[str, ...]):
     help="Run folder or checkpoint folder [default: $RNN_CHECKPOINT, else the last `rnn train` here].",
 )
 @click.option(
+    "--input",
+    "input_file",
+    metavar="FILE",
+    help="Read prompts from FILE, one per line ('-' = stdin).",
+)
+@click.option(
     "--top-k", "-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="How many next words to show."
+)
+@click.option(
+    "--min-prob",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    metavar="P",
+    help="Leave out next words whose probability is below P (a prompt may then show fewer than k).",
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "tsv"]),
     default="text",
     show_default=True,
-    help="json: one object per prompt per line.",
+    help="json: one object per prompt per line, in input order; tsv: prompt<TAB>word<TAB>prob rows.",
 )
-@click.option("--show-unk", is_flag=True, help="Also offer <unk> and <eos> as predictions.")
+@click.option("--show-unk", is_flag=True, help="Also offer <unk> and <eos> as predictions (and <unk> when generating).")
 @click.option(
     "--generate",
     "-g",
@@ -226,70 +470,197 @@ def _prompts(args: tuple[str, ...]):
     "--temperature",
     "-t",
     type=click.FloatRange(min=0),
-    default=1.0,
-    show_default=True,
-    help="Sampling temperature for --generate (0 = always the most likely word).",
+    default=None,
+    metavar="T",
+    help="Sampling temperature for --generate (0 = always the most likely word)  [default: 1.0]",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed for --generate.")
+@click.option(
+    "--top-k-sampling",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="K",
+    help="With --generate: draw only among the K most probable words (0 = all).",
+)
+@click.option(
+    "--top-p",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    metavar="P",
+    help="With --generate: draw only among the fewest most probable words whose mass reaches P (nucleus).",
+)
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed for --generate (same seed, same text).")
+@click.option("--stop-at-eos", is_flag=True, help="With --generate or --beam: end a continuation at the sentence end.")
+@click.option(
+    "--beam",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="W",
+    help="With --generate N: beam search, printing the W most probable continuations and their log-probabilities.",
+)
+@click.option(
+    "--interactive",
+    "-i",
+    is_flag=True,
+    help="Prompt at the terminal, one line at a time [default when stdin is a terminal and no prompt is given].",
+)
 @reports_errors
-def predict(prompts, checkpoint, k, fmt, show_unk, generate, temperature, seed):
-    """Print the most likely next words after each PROMPT (stdin, one per line, when none or '-')."""
-    import numpy as np
+def predict(
+    prompts,
+    checkpoint,
+    input_file,
+    k,
+    min_prob,
+    fmt,
+    show_unk,
+    generate,
+    temperature,
+    top_k_sampling,
+    top_p,
+    seed,
+    stop_at_eos,
+    beam,
+    interactive,
+):
+    """Print the most likely next words after each PROMPT, or continue it (--generate, --beam).
+
+    Prompts come from the arguments, from stdin (none or '-', one per line)
+    or from --input FILE, and run through the network as minibatches.  A prompt
+    is read as the start of a sentence; an empty prompt asks for a sentence's
+    first word.
+    """
+    sampling = {
+        "--temperature": temperature is not None,
+        "--top-k-sampling": top_k_sampling > 0,
+        "--top-p": top_p < 1.0,
+        "--seed": seed is not None,
+    }
+    if not generate:
+        given = [name for name, on in sampling.items() if on] + (["--beam"] if beam else [])
+        given += ["--stop-at-eos"] if stop_at_eos else []
+        if given:
+            raise _usage(f"{given[0]} only applies with --generate N")
+    elif beam:
+        given = [name for name, on in sampling.items() if on and name != "--seed"]
+        if given:
+            raise _usage(f"--beam searches for the most probable continuations; it does not sample: drop {given[0]}")
+        if min_prob > 0:
+            raise _usage("--min-prob applies to the top words, not to --generate")
+    elif min_prob > 0:
+        raise _usage("--min-prob applies to the top words, not to --generate")
+    if interactive and (prompts or input_file is not None):
+        raise _usage("--interactive reads prompts from the terminal: give no prompt and no --input")
+    if not interactive and not prompts and input_file is None and sys.stdin.isatty():
+        interactive = True
 
     from .checkpoint import default_checkpoint
-    from .infer import load_model, next_word_probs, sample_continuation, top_k
-    from .tokenizer import detokenize
+    from .infer import load_model
 
     model, tokenizer, vocab, _ = load_model(default_checkpoint(checkpoint))
-    exclude = () if show_unk else (vocab.unk_id, vocab.eos_id)
-    many = len(prompts) > 1 or not prompts or prompts == ("-",)
-
-    def context(prompt: str) -> np.ndarray:
-        # a prompt starts a sentence: the model sees it after an <eos>
-        return np.concatenate([[vocab.eos_id], vocab.encode(tokenizer.tokenize_prompt(prompt))]).astype(np.int32)
-
-    if generate:
-        rng = np.random.default_rng(seed)
-        for prompt in _prompts(prompts):
-            ids = sample_continuation(
-                model,
-                context(prompt),
-                generate,
-                rng=rng,
-                temperature=temperature,
-                exclude=(vocab.unk_id,) if not show_unk else (),
-            )
-            words = vocab.decode(ids)
-            text = detokenize(tokenizer.tokenize_prompt(prompt) + words)
-            if fmt == "json":
-                emit(json.dumps({"prompt": prompt, "text": text, "continuation": words}, ensure_ascii=False))
-            else:
-                emit(text)
+    opts = {
+        "fmt": fmt,
+        "k": k,
+        "min_prob": min_prob,
+        "exclude": () if show_unk else (vocab.unk_id, vocab.eos_id),
+        "gen_exclude": () if show_unk else (vocab.unk_id,),
+        "generate": generate,
+        "temperature": 1.0 if temperature is None else temperature,
+        "top_k_sampling": top_k_sampling,
+        "top_p": top_p,
+        "seed": seed,
+        "stop_at_eos": stop_at_eos,
+        "beam": beam,
+    }
+    predictor = _Predictor(model, tokenizer, vocab, opts)
+    if interactive:
+        _interactive(predictor)
         return
+    many = len(prompts) != 1 or prompts == ("-",)
+    for batch in _prompt_batches(prompts, input_file):
+        lines = predictor.lines(batch, many)
+        if lines:
+            # one write per batch: whole lines, flushed as soon as the batch is computed
+            sys.stdout.write("\n".join(lines) + "\n")
+            sys.stdout.flush()
 
-    def flush(batch: list[str]) -> None:
-        probs = next_word_probs(model, [context(p) for p in batch])
-        for prompt, p in zip(batch, probs):
-            best = [(vocab.itos[i], pr) for i, pr in top_k(p, k, exclude)]
+
+# ---------------------------------------------------------------------- score
+@main.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--checkpoint",
+    "-c",
+    "checkpoint",
+    metavar="DIR",
+    help="Run folder or checkpoint folder [default: $RNN_CHECKPOINT, else the last `rnn train` here].",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "tsv"]),
+    default="text",
+    show_default=True,
+    help="text: logprob<TAB>perplexity<TAB>line<TAB>words; json: one object per line; tsv: line<TAB>word<TAB>prob.",
+)
+@reports_errors
+def score(files, checkpoint, fmt):
+    """Score each line of FILES (stdin when none or '-'): log-probability, perplexity, per-word probabilities.
+
+    Each line is read as a sentence on its own (from a zero state, after an
+    <eos>), its <eos> at the end included, so lines can be ranked against each
+    other; low per-word probabilities point at surprising words.
+    """
+    import math
+
+    from .checkpoint import default_checkpoint
+    from .generate import score_sequences
+    from .infer import load_model
+
+    if len(files) > 1 and "-" in files:
+        raise _usage("give files or '-' for stdin, not both")
+    model, tokenizer, vocab, _ = load_model(default_checkpoint(checkpoint))
+
+    def batches():
+        if not files or files == ("-",):
+            yield from _line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin")
+            return
+        for path in files:
+            try:
+                f = open(path, "rb")  # noqa: SIM115 (closed below, also when the consumer stops)
+            except OSError as e:
+                from .errors import DataError
+
+                raise DataError(f"{path}: cannot read ({e.strerror})") from None
+            try:
+                yield from _line_batches(f, path)
+            finally:
+                f.close()
+
+    for lines in batches():
+        tokens = [tokenizer.tokenize(line) for line in lines]
+        ids = [vocab.encode(t) for t in tokens]
+        logps = score_sequences(model, ids, vocab.eos_id)
+        out = []
+        for line, toks, tid, lp in zip(lines, tokens, ids, logps):
+            total = float(lp.sum())
+            n = len(toks)
+            ppl = math.exp(-total / n) if n and -total / n < 700 else (None if not n else float("inf"))
+            probs = [math.exp(x) for x in lp.tolist()]
             if fmt == "json":
-                emit(
-                    json.dumps(
-                        {"prompt": prompt, "predictions": [{"word": w, "prob": pr} for w, pr in best]},
-                        ensure_ascii=False,
-                    )
-                )
+                words = [
+                    {"word": w, "prob": p, "unk": True} if i == vocab.unk_id else {"word": w, "prob": p}
+                    for w, i, p in zip(toks, tid.tolist(), probs)
+                ]
+                obj = {"line": line, "tokens": n, "logprob": total, "perplexity": ppl, "words": words}
+                out.append(json.dumps(obj, ensure_ascii=False))
+            elif fmt == "tsv":
+                out.extend(f"{_one_line(line)}\t{w}\t{p:.6g}" for w, p in zip(toks, probs))
             else:
-                shown = ", ".join(f"{w} {pr:.3f}" for w, pr in best)
-                emit(f"{prompt}\t{shown}" if many else shown)
-
-    batch: list[str] = []
-    for prompt in _prompts(prompts):
-        batch.append(prompt)
-        if len(batch) >= 512 or sys.stdin.isatty():
-            flush(batch)
-            batch = []
-    if batch:
-        flush(batch)
+                shown = ", ".join(f"{w} {p:.3f}" for w, p in zip(toks, probs))
+                ppl_s = "n/a" if ppl is None else f"{ppl:.2f}"
+                out.append(f"{total:.3f}\t{ppl_s}\t{_one_line(line)}\t{shown}")
+        if out:
+            sys.stdout.write("\n".join(out) + "\n")
+            sys.stdout.flush()
 
 
 # ----------------------------------------------------------------------- eval
@@ -305,6 +676,13 @@ def predict(prompts, checkpoint, k, fmt, show_unk, generate, temperature, seed):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--max-ppl", type=float, default=None, metavar="X", help="Gate: exit 1 when the perplexity is above X.")
 @click.option(
+    "--min-top5",
+    type=click.FloatRange(0, 1),
+    default=None,
+    metavar="Y",
+    help="Gate: exit 1 when the top-5 next-word accuracy is below Y (0..1).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     default=1,
@@ -312,7 +690,7 @@ def predict(prompts, checkpoint, k, fmt, show_unk, generate, temperature, seed):
     help="Parallel streams; 1 carries the hidden state through the whole text (exact).",
 )
 @reports_errors
-def evaluate_cmd(files, checkpoint, fmt, max_ppl, batch_size):
+def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size):
     """Score text (FILES, or stdin when none or '-') with a trained model.
 
     Prints tokens, cross-entropy, perplexity, top-1/top-5 next-word accuracy and
@@ -342,11 +720,20 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, batch_size):
         raise DataError(f"no text to evaluate in {source}")
     result = evaluate(model, ids.astype(np.int32), streams=batch_size, start_id=vocab.eos_id, unk_id=vocab.unk_id)
     out = result.as_dict()
-    passed = max_ppl is None or out["perplexity"] <= max_ppl
-    if max_ppl is not None:
-        out["gate"] = {"max_ppl": max_ppl, "passed": passed}
+    failures = []
+    if max_ppl is not None and not out["perplexity"] <= max_ppl:
+        failures.append(f"perplexity {out['perplexity']:.2f} is above --max-ppl {max_ppl:g}")
+    if min_top5 is not None and not out["top5"] >= min_top5:
+        failures.append(f"top-5 accuracy {out['top5']:.4f} is below --min-top5 {min_top5:g}")
+    if max_ppl is not None or min_top5 is not None:
+        gate = {"max_ppl": max_ppl, "min_top5": min_top5}
+        out["gate"] = {key: value for key, value in gate.items() if value is not None}
+        out["gate"]["passed"] = not failures
+        if failures:
+            out["gate"]["reason"] = "; ".join(failures)
     if fmt == "json":
-        emit(json.dumps(out))
+        # an infinite perplexity (a word the model gives probability 0) is null: JSON has no Infinity
+        emit(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}))
     else:
         emit(f"tokens       {out['tokens']}")
         emit(f"loss         {out['loss']:.4f} nats/word ({out['bits_per_word']:.3f} bits/word)")
@@ -354,8 +741,8 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, batch_size):
         emit(f"top1         {out['top1']:.4f}")
         emit(f"top5         {out['top5']:.4f}")
         emit(f"oov_rate     {out['oov_rate']:.4f}")
-    if not passed:
-        _fail(f"gate failed: perplexity {out['perplexity']:.2f} is above --max-ppl {max_ppl:g}", EXIT_FAILURE)
+    if failures:
+        _fail(f"gate failed: {'; '.join(failures)}", EXIT_FAILURE)
 
 
 if __name__ == "__main__":  # pragma: no cover

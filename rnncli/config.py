@@ -159,6 +159,13 @@ class _Text(_Rule):
         return value
 
 
+class _OptionalText(_Text):
+    expected = "a non-empty string or null"
+
+    def check(self, path: str, value: Any) -> str | None:
+        return None if value is None else super().check(path, value)
+
+
 class _Encoding(_Text):
     expected = "a text encoding Python knows, such as utf-8 or latin-1"
 
@@ -252,6 +259,11 @@ class DataConfig(_Section):
     valid_fraction: float = _key(0.1, _Real(0.0, high=1.0), "share of train held out for validation when valid is null")
     encoding: str = _key("utf-8", _Encoding(), "text encoding of the corpus files")
     errors: str = _key("strict", _Choice("strict", "replace"), "undecodable bytes: strict = stop, replace = U+FFFD")
+    cache_dir: str | None = _key(
+        ".rnn/cache",
+        _OptionalText(),
+        "tokenized-corpus cache folder, relative to the current directory (null = no cache)",
+    )
 
 
 @dataclass
@@ -314,6 +326,11 @@ class ModelConfig(_Section):
                 "model.tie_weights: true needs model.embedding_size == model.hidden_size, "
                 f"got embedding_size={self.embedding_size} and hidden_size={self.hidden_size}"
             )
+        if self.tie_weights and self.softmax != "full":
+            raise ConfigError(
+                "model.tie_weights: true needs model.softmax: full (the adaptive softmax has no single "
+                "output matrix to share)"
+            )
 
 
 @dataclass
@@ -329,10 +346,21 @@ class TrainConfig(_Section):
     optimizer: str = _key("sgd", _Choice("sgd", "adam"), "update rule: sgd or adam")
     lr: float = _key(20.0, _Real(0.0, low_open=True), "initial learning rate (20 suits sgd; try 0.001 with adam)")
     clip: float = _key(0.25, _Real(0.0), "largest gradient norm before rescaling (0 = no clipping)")
+    loss_average: str = _key(
+        "tokens",
+        _Choice("tokens", "streams"),
+        "gradient of the window loss averaged over all tokens, or summed over steps per stream (Zaremba's lr)",
+    )
     lr_decay: float = _key(4.0, _Real(1.0), "divide lr by this when validation loss does not improve (1 = never)")
     weight_decay: float = _key(0.0, _Real(0.0), "L2 penalty on the weights (0 = none)")
     eval_batch_size: int = _key(10, _Integer(1), "parallel streams for validation and test")
     seed: int = _key(1234, _Integer(0), "random seed, so that a run can be repeated")
+    divergence_retries: int = _key(
+        3, _Integer(0), "on a NaN/inf loss or gradient, roll back and retry this many times (0 = stop at once)"
+    )
+    divergence_lr_scale: float = _key(
+        0.5, _Real(0.0, low_open=True, high=1.0), "multiply lr by this at each divergence roll-back"
+    )
 
 
 @dataclass
@@ -346,7 +374,12 @@ class CheckpointConfig(_Section):
         _Text(),
         "checkpoint folder, relative to the current directory (not the config's)",
     )
-    keep_best: bool = _key(True, _Flag(), "also keep the best checkpoint by validation loss in dir/best/")
+    keep_best: bool = _key(True, _Flag(), "also keep the best checkpoint by validation loss, besides the last `keep`")
+    keep: int = _key(1, _Integer(1), "how many of the most recent checkpoints to keep")
+    every_steps: int = _key(0, _Integer(0), "also save every this many optimizer steps (0 = only at epoch ends)")
+    every_minutes: float = _key(
+        0.0, _Real(0.0), "also save when this many minutes passed since the last save (0 = off)"
+    )
 
 
 @dataclass
@@ -398,11 +431,16 @@ def _unknown_section(name: Any, source: str) -> ConfigError:
         return ConfigError(f"unknown section '{text}' in {source}; nest it: '{section}:' then '  {key}: ...'")
     close = difflib.get_close_matches(text, SECTIONS, n=1)
     hint = f"did you mean '{close[0]}'?" if close else "the sections are " + ", ".join(SECTIONS)
-    return ConfigError(f"unknown section '{text}' in {source}; {hint}")
+    return ConfigError(f"unknown section '{_printable(text)}' in {source}; {hint}")
+
+
+def _printable(text: str) -> str:
+    """A name from the file as one line: line breaks and control characters escaped."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _unknown_key(section: str, key: Any, source: str) -> ConfigError:
-    path = f"{section}.{key}"
+    path = f"{section}.{_printable(str(key))}"
     own = [f.name for f in fields(_SECTION_TYPES[section])]
     # Names are compared without their section: the shared "section." prefix would make every
     # key of the section look close.  The right key written in the wrong section comes first,
@@ -553,6 +591,8 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
         apply_override(sections, assignment)
     cfg = config_from_dict(sections, base_dir=cwd, source=source)
     cfg.checkpoint.dir = os.path.expanduser(cfg.checkpoint.dir)
+    if cfg.data.cache_dir is not None:
+        cfg.data.cache_dir = os.path.expanduser(cfg.data.cache_dir)
     return cfg
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import codecs
 import glob
 import gzip
+import hashlib
 import io
+import json
 import os
 from array import array
 from collections import Counter, defaultdict
@@ -97,7 +99,7 @@ def read_lines(path: Path, encoding: str = "utf-8", errors: str = "strict") -> I
                 return
             decoder = codecs.getincrementaldecoder(encoding)(errors)
             offset = 0
-            for line in stream:
+            for offset, line in _raw_lines(stream, path):
                 try:
                     yield decoder.decode(line)
                 except UnicodeDecodeError as e:
@@ -117,6 +119,35 @@ def read_lines(path: Path, encoding: str = "utf-8", errors: str = "strict") -> I
                 yield tail
         except (OSError, EOFError, gzip.BadGzipFile) as e:
             raise DataError(f"{path}: cannot read ({e})") from None
+
+
+# A line longer than this is cut after a space into pieces about this long, each read as a line
+# (so an extra <eos> every MiB, some 150,000 words, when tokenizer.line_eos is on): one 200 MB
+# line must not become one 200 MB string and a list of 30 million words.
+MAX_LINE_BYTES = 1 << 20
+
+
+def _raw_lines(stream, path: Path) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, line) for each line of a binary stream, long lines cut as MAX_LINE_BYTES says."""
+    offset, carry = 0, b""
+    while True:
+        data = stream.readline(MAX_LINE_BYTES)
+        piece = carry + data
+        if not data or data.endswith(b"\n") or len(data) < MAX_LINE_BYTES:
+            if piece:
+                yield offset, piece
+            if not data:
+                return
+            offset, carry = offset + len(piece), b""
+            continue
+        cut = max(piece.rfind(b" "), piece.rfind(b"\t"))
+        if cut < 0:
+            raise DataError(
+                f"{path}: more than {MAX_LINE_BYTES:,} bytes without a space or line break "
+                f"(from byte offset {offset}); this does not look like text"
+            )
+        yield offset, piece[: cut + 1] + b"\n"
+        offset, carry = offset + cut + 1, piece[cut + 1 :]
 
 
 def iter_file_tokens(files: Iterable[Path], tokenizer: Tokenizer, encoding: str, errors: str) -> Iterator[str]:
@@ -163,23 +194,122 @@ def build_corpus(data_cfg, tokenizer: Tokenizer, min_count: int, max_vocab: int,
     valid_files = resolve_files(data_cfg.valid, "data.valid")
     test_files = resolve_files(data_cfg.test, "data.test")
 
-    interner = _Interner()
-    train = interner.intern(iter_file_tokens(train_files, tokenizer, enc, err))
+    cache = getattr(data_cfg, "cache_dir", None)
+    train, train_words = tokenize_files(train_files, tokenizer, enc, err, cache)
     if train.size == 0:
         raise DataError(f"data.train: no tokens in {', '.join(map(str, train_files))}; the files are empty")
     valid_is_split = not valid_files
     if valid_is_split:
-        train, valid = _split_off_end(train, data_cfg.valid_fraction, interner.ids.get(EOS))
+        eos = train_words.index(EOS) if EOS in train_words else None
+        train, valid = _split_off_end(train, data_cfg.valid_fraction, eos)
+        valid_words = train_words
     else:
-        valid = interner.intern(iter_file_tokens(valid_files, tokenizer, enc, err))
-    test = interner.intern(iter_file_tokens(test_files, tokenizer, enc, err))
+        valid, valid_words = tokenize_files(valid_files, tokenizer, enc, err, cache)
+    test, test_words = tokenize_files(test_files, tokenizer, enc, err, cache)
 
-    words = interner.words()
     if vocab is None:
-        counts = np.bincount(train, minlength=len(words))
-        vocab = Vocab.build(Counter({w: int(c) for w, c in zip(words, counts) if c}), min_count, max_vocab)
-    to_final = np.array([vocab.stoi.get(w, vocab.unk_id) for w in words], dtype=np.int32)
-    return Corpus(vocab, to_final[train], to_final[valid], to_final[test], valid_is_split)
+        counts = np.bincount(train, minlength=len(train_words))
+        vocab = Vocab.build(Counter({w: int(c) for w, c in zip(train_words, counts) if c}), min_count, max_vocab)
+
+    def final(ids: np.ndarray, words: list[str]) -> np.ndarray:
+        """Provisional ids -> vocabulary ids, in place and a slice at a time (no second copy of the corpus)."""
+        if not len(words):
+            return ids.astype(np.int32)
+        if not ids.flags.writeable:
+            ids = ids.copy()
+        to_final = np.array([vocab.stoi.get(w, vocab.unk_id) for w in words], dtype=np.int32)
+        for start in range(0, len(ids), 1 << 20):
+            ids[start : start + (1 << 20)] = to_final[ids[start : start + (1 << 20)]]
+        return ids
+
+    return Corpus(vocab, final(train, train_words), final(valid, valid_words), final(test, test_words), valid_is_split)
+
+
+# --- the tokenized-corpus cache ---------------------------------------------------------------
+# One file per list of corpus files: <cache_dir>/<key>.safetensors, holding the provisional ids
+# ("ids", int32) and the words they stand for ("words", the UTF-8 bytes of a JSON list).  The key
+# is a SHA-256 of the files' contents (not their names or dates), the tokenizer settings and the
+# decoding options, so editing a file or changing a setting misses the cache and re-tokenizes.
+CACHE_FORMAT = 1
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    return h.hexdigest()
+
+
+def cache_key(files: list[Path], tokenizer: Tokenizer, encoding: str, errors: str) -> str:
+    spec = {
+        "format": CACHE_FORMAT,
+        "max_line_bytes": MAX_LINE_BYTES,
+        "tokenizer": tokenizer.to_dict(),
+        "encoding": encoding,
+        "errors": errors,
+        "files": [_file_digest(p) for p in files],
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def tokenize_files(
+    files: list[Path], tokenizer: Tokenizer, encoding: str, errors: str, cache_dir: str | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """(provisional ids (N,) int32, the word of each provisional id) of the files' tokens.
+
+    With ``cache_dir``, a previous result for the same contents and settings is read back
+    instead of tokenizing again; a damaged or unwritable cache is ignored (it only saves time).
+    """
+    if not files:
+        return np.zeros(0, dtype=np.int32), []
+    path = None
+    if cache_dir:
+        path = Path(cache_dir) / f"{cache_key(files, tokenizer, encoding, errors)}.safetensors"
+        found = _read_cache(path)
+        if found is not None:
+            return found
+    interner = _Interner()
+    ids = interner.intern(iter_file_tokens(files, tokenizer, encoding, errors))
+    words = interner.words()
+    if path is not None:
+        _write_cache(path, ids, words)
+    return ids, words
+
+
+def _read_cache(path: Path) -> tuple[np.ndarray, list[str]] | None:
+    from safetensors.numpy import load_file
+
+    if not path.exists():
+        return None
+    try:
+        tensors = load_file(path)
+        words = json.loads(tensors["words"].tobytes().decode("utf-8"))
+        ids = tensors["ids"]
+        if ids.dtype != np.int32 or not isinstance(words, list) or (ids.size and int(ids.max()) >= len(words)):
+            return None
+        return ids, words
+    except Exception:  # any damage: tokenize again and rewrite the entry
+        return None
+
+
+def _write_cache(path: Path, ids: np.ndarray, words: list[str]) -> None:
+    from safetensors.numpy import save_file
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        words_bytes = np.frombuffer(json.dumps(words, ensure_ascii=False).encode(), dtype=np.uint8)
+        save_file({"ids": np.ascontiguousarray(ids), "words": words_bytes}, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def _split_off_end(ids: np.ndarray, fraction: float, eos_id: int | None) -> tuple[np.ndarray, np.ndarray]:

@@ -117,15 +117,13 @@ def evaluate(
         y = data[i + 1 : i + 1 + window]
         x = x[: len(y)]
         top, state, _ = model.hidden(x, state)
-        log_probs = model.log_probs(top.reshape(-1, model.shape.hidden_size))  # (N, V)
         targets = y.reshape(-1)
-        target_lp = log_probs[np.arange(len(targets)), targets]  # (N,)
-        result.nll -= float(np.sum(target_lp, dtype=np.float64))
+        target_lp, rank_of = model.output.score(model.params, top.reshape(-1, model.shape.hidden_size), targets)
+        result.nll -= float(np.sum(target_lp))
         result.tokens += len(targets)
         if rank:
-            better = (log_probs > target_lp[:, None]).sum(axis=1)  # how many words outrank the target
-            result.top1 += int(np.sum(better == 0))
-            result.top5 += int(np.sum(better < 5))
+            result.top1 += int(np.sum(rank_of == 0))
+            result.top5 += int(np.sum(rank_of < 5))
         if unk_id is not None:
             result.oov += int(np.sum(targets == unk_id))
     return result

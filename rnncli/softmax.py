@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .functional import cross_entropy_, log_softmax
+from .functional import cross_entropy_, log_softmax, score_targets_
 
 
 class FullSoftmax:
@@ -52,6 +52,11 @@ class FullSoftmax:
 
     def log_probs(self, params, hidden: np.ndarray) -> np.ndarray:
         return log_softmax(self.logits(params, hidden))
+
+    def score(self, params, hidden: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each target's log-probability (N,) and rank (N,), in one fused pass."""
+        logits = np.matmul(hidden, self.weight(params).T)  # (N, V), bias added in the pass
+        return score_targets_(logits, targets, params["decoder.bias"])
 
     def forward(self, params, hidden: np.ndarray, targets: np.ndarray):
         """Mean cross-entropy of targets (N,) given hidden (N, H); the cache holds d(loss)/d(logits).
@@ -110,6 +115,12 @@ class AdaptiveSoftmax:
             out[:, lo:hi] = log_softmax(z @ params[f"decoder.tail.{i}.1.weight"].T)
             out[:, lo:hi] += head[:, self.shortlist + i, None]
         return out
+
+    def score(self, params, hidden: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each target's log-probability (N,) and rank (N,) among all V words."""
+        log_probs = self.log_probs(params, hidden)
+        target = log_probs[np.arange(len(targets)), targets]
+        return target.astype(np.float64), (log_probs > target[:, None]).sum(axis=1)
 
     def forward(self, params, hidden: np.ndarray, targets: np.ndarray):
         N = hidden.shape[0]

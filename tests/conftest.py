@@ -23,8 +23,15 @@ def write_config(folder: Path, **sections) -> Path:
         "data": {"train": "train.txt", "valid_fraction": 0.2},
         "tokenizer": {"mode": "portuguese"},
         "model": {"cell": "rnn", "embedding_size": 8, "hidden_size": 12},
-        "train": {"batch_size": 2, "bptt": 5, "epochs": 2, "optimizer": "adam", "lr": 0.01, "seed": 7,
-                  "eval_batch_size": 1},
+        "train": {
+            "batch_size": 2,
+            "bptt": 5,
+            "epochs": 2,
+            "optimizer": "adam",
+            "lr": 0.01,
+            "seed": 7,
+            "eval_batch_size": 1,
+        },
         "checkpoint": {"dir": str(folder / "run")},
     }
     for section, values in sections.items():

@@ -68,6 +68,7 @@ def test_defaults_match_the_contract():
             "valid_fraction": 0.1,
             "encoding": "utf-8",
             "errors": "strict",
+            "cache_dir": ".rnn/cache",
         },
         "tokenizer": {
             "mode": "portuguese",
@@ -97,12 +98,15 @@ def test_defaults_match_the_contract():
             "optimizer": "sgd",
             "lr": 20.0,
             "clip": 0.25,
+            "loss_average": "tokens",
             "lr_decay": 4.0,
             "weight_decay": 0.0,
             "eval_batch_size": 10,
             "seed": 1234,
+            "divergence_retries": 3,
+            "divergence_lr_scale": 0.5,
         },
-        "checkpoint": {"dir": "checkpoints", "keep_best": True},
+        "checkpoint": {"dir": "checkpoints", "keep_best": True, "keep": 1, "every_steps": 0, "every_minutes": 0.0},
     }
 
 
@@ -120,7 +124,7 @@ def test_sections_are_typed_dataclasses():
 def test_describe_keys_lists_every_key_with_default_and_help():
     infos = describe_keys()
     assert [k.path for k in infos] == list(KEYS)
-    assert len(KEYS) == 6 + 6 + 10 + 11 + 2
+    assert len(KEYS) == 7 + 6 + 10 + 14 + 5
     defaults = config_to_dict(Config())
     for info in infos:
         section, key = info.path.split(".")
@@ -462,7 +466,7 @@ def test_unknown_key_far_from_everything_lists_the_section(tmp_path):
     path = write(tmp_path, "checkpoint:\n  zzzzzz: 1\n")
     message = config_error(load_config, path)
     assert message.startswith(f"unknown key 'checkpoint.zzzzzz' in {path};")
-    assert "dir, keep_best" in message
+    assert "dir, keep_best, keep, every_steps, every_minutes" in message
 
 
 def test_unknown_section(tmp_path):

@@ -21,7 +21,8 @@ from safetensors.torch import load_file  # noqa: E402  (needs torch)
 def torch_perplexity(ckpt_dir, ids: np.ndarray, eos_id: int) -> float:
     """What the README shows: build torch.nn modules, load the tensors by name, score the ids."""
     w = load_file(f"{ckpt_dir}/model.safetensors")
-    m = json.load(open(f"{ckpt_dir}/checkpoint.json"))["config"]["model"]
+    with open(f"{ckpt_dir}/checkpoint.json", encoding="utf-8") as f:
+        m = json.load(f)["config"]["model"]
     V = w["encoder.weight"].shape[0]
     cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[m["cell"]]
     kw = {"nonlinearity": "tanh"} if m["cell"] == "rnn" else {}

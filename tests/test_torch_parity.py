@@ -77,13 +77,21 @@ def test_logits_and_gradients_equal_pytorch(cell, layers, tie):
 
 
 def test_adaptive_softmax_equals_torch_adaptive_log_softmax():
-    shape = ModelShape(vocab_size=60, cell="lstm", embedding_size=16, hidden_size=16, softmax="adaptive",
-                       cutoffs=(10, 30), div_value=2.0)
+    shape = ModelShape(
+        vocab_size=60,
+        cell="lstm",
+        embedding_size=16,
+        hidden_size=16,
+        softmax="adaptive",
+        cutoffs=(10, 30),
+        div_value=2.0,
+    )
     ours = RNNModel(shape)
     ours.init_params(np.random.default_rng(3), 0.3)
     ref = torch.nn.AdaptiveLogSoftmaxWithLoss(16, 60, cutoffs=[10, 30], div_value=2.0, head_bias=True)
-    decoder = {k[len("decoder."):]: torch.from_numpy(v.copy()) for k, v in ours.params.items()
-               if k.startswith("decoder.")}
+    decoder = {
+        k[len("decoder.") :]: torch.from_numpy(v.copy()) for k, v in ours.params.items() if k.startswith("decoder.")
+    }
     missing, unexpected = ref.load_state_dict(decoder)
     assert not missing and not unexpected
     rng = np.random.default_rng(4)

@@ -19,9 +19,10 @@ def _weights(run_dir, which="last"):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_a_tiny_model_learns_a_repetitive_corpus(tmp_path, cell):
+def test_a_tiny_model_learns_a_repetitive_corpus(tmp_path, monkeypatch, cell):
     # 7 words in a fixed cycle: a model that learned the order predicts the next word almost surely,
     # while an untrained one (uniform over 9 ids) is at perplexity ~9
+    monkeypatch.chdir(tmp_path)  # run files (.rnn/) go to the temporary folder
     (tmp_path / "train.txt").write_text("um dois três quatro cinco seis sete\n" * 60, encoding="utf-8")
     cfg_path = write_config(tmp_path, model={"cell": cell}, train={"epochs": 8, "lr": 0.02})
     cfg = load_config(cfg_path)
@@ -30,11 +31,12 @@ def test_a_tiny_model_learns_a_repetitive_corpus(tmp_path, cell):
     model, _, vocab, _ = load_model(cfg.checkpoint.dir)
     untrained = type(model)(model.shape)
     untrained.init_params(np.random.default_rng(0), 0.1)
-    ids = vocab.encode("um dois três quatro cinco seis sete <eos>".split() * 5)
+    ids = vocab.encode(["um", "dois", "três", "quatro", "cinco", "seis", "sete", "<eos>"] * 5)
     assert evaluate(untrained, ids).perplexity > 5
 
 
-def test_same_seed_same_weights(tmp_path):
+def test_same_seed_same_weights(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "train.txt").write_text("a b c d e f g\n" * 40, encoding="utf-8")
     runs = []
     for name in ("one", "two"):
