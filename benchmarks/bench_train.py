@@ -53,6 +53,15 @@ def token_stream(vocab: int, n: int, seed: int = 0) -> np.ndarray:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory.  /proc's VmHWM, because getrusage's ru_maxrss
+    also carries the high-water mark of the parent process over exec."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -69,6 +78,7 @@ def worker_ours(a) -> dict:
         hidden_size=a.hidden,
         layers=a.layers,
         softmax=a.softmax,
+        cutoffs=tuple(int(c) for c in a.cutoffs.split(",")),
     )
     model = RNNModel(shape)
     model.init_params(np.random.default_rng(0), 0.1)
@@ -204,7 +214,7 @@ def train_flops_per_token(cell, layers, H, V, softmax, cutoffs=(2000, 10000), di
     return 3 * fwd
 
 
-def worker_args(cell, layers, H, V, B, T, softmax, windows, extra=()) -> list[str]:
+def worker_args(cell, layers, H, V, B, T, softmax, windows, extra=(), cutoffs="700,3000,10000") -> list[str]:
     return [
         "--cell",
         cell,
@@ -223,6 +233,8 @@ def worker_args(cell, layers, H, V, B, T, softmax, windows, extra=()) -> list[st
         "--windows",
         str(windows),
         *extra,
+        "--cutoffs",
+        cutoffs,
     ]
 
 
@@ -244,6 +256,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=20)
     p.add_argument("--bptt", type=int, default=35)
     p.add_argument("--softmax", default="full")
+    p.add_argument("--cutoffs", default="700,3000,10000", help="adaptive softmax cutoffs (word ranks)")
     p.add_argument("--windows", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--lr", type=float, default=1.0)
@@ -313,10 +326,13 @@ def main() -> None:
         )
 
     if "adaptive" in rows:
-        print("\nadaptive softmax (cutoffs 2000, 10000; div 4) vs our full softmax, LSTM 2x650, V=33,278:")
+        print(f"\nadaptive softmax (cutoffs {a.cutoffs}; div 4) vs our full softmax, LSTM 2x650, V=33,278:")
         speed = {}
         for sm in ("full", "adaptive"):
-            runs = [run_worker("ours", worker_args("lstm", 2, 650, 33_278, 20, 35, sm, 8)) for _ in range(a.runs)]
+            runs = [
+                run_worker("ours", worker_args("lstm", 2, 650, 33_278, 20, 35, sm, 8, cutoffs=a.cutoffs))
+                for _ in range(a.runs)
+            ]
             speed[sm] = statistics.median(r["tokens_per_sec"] for r in runs)
             mb = statistics.median(r["peak_rss_mb"] for r in runs)
             print(f"  {sm:<9} {speed[sm]:>8,.0f} tokens/s   peak RSS {mb:,.0f} MB", flush=True)

@@ -84,15 +84,31 @@ def _cross_entropy_rows(logits, targets, bias, lo, hi, n) -> tuple[float, np.nda
     t = targets[lo:hi]
     if bias is not None:
         x += bias
-    x -= x.max(axis=1, keepdims=True)  # the largest logit is now 0: exp cannot overflow
+    m = x.max(axis=1, keepdims=True)  # (b, 1)
+    # softmax does not change when a row is shifted; shift only when exp could overflow or
+    # underflow a whole row, and save a pass over the block otherwise
+    shift = m if (m.max() > _EXP_SAFE or m.min() < -_EXP_SAFE) else None
+    if shift is not None:
+        x -= shift
     target_logit = x[rows, t].astype(np.float64)  # (b,)
     np.exp(x, out=x)
-    sums = x.sum(axis=1, keepdims=True)  # (b, 1)
+    sums = (x @ _ones(x.shape[1], x.dtype))[:, None]  # (b, 1) row sums as a matrix-vector product
     loss = float(np.sum(np.log(sums[:, 0].astype(np.float64)) - target_logit))
     # softmax - onehot, already scaled by 1/N so the caller needs no extra pass
     x *= (1.0 / n) / sums
     x[rows, t] -= 1.0 / n
-    return loss, (x.sum(axis=0) if bias is not None else None)
+    return loss, (_ones(x.shape[0], x.dtype) @ x if bias is not None else None)
+
+
+_EXP_SAFE = 80.0  # float32 exp overflows above 88.7
+_ONES: dict = {}
+
+
+def _ones(size: int, dtype) -> np.ndarray:
+    key = (size, np.dtype(dtype))
+    if key not in _ONES:
+        _ONES[key] = np.ones(size, dtype=dtype)
+    return _ONES[key]
 
 
 def score_targets_(
@@ -111,18 +127,24 @@ def score_targets_(
     starts = range(0, n, block)
 
     def run(lo: int, hi: int) -> None:
+        ones = _ones(V, logits.dtype)
+        scratch = np.empty((block, V), dtype=logits.dtype)  # exp goes here: x stays for a fallback
+        flags = np.empty((block, V), dtype=bool)
         for a in range(lo, hi, block):
             b = min(a + block, hi)
             x = logits[a:b]
             if bias is not None:
                 x += bias
             target = x[np.arange(b - a), targets[a:b]][:, None]  # (b, 1)
-            rank[a:b] = (x > target).sum(axis=1)
-            m = x.max(axis=1, keepdims=True)
-            x -= m  # the largest is now 0: exp cannot overflow
-            np.exp(x, out=x)
-            lse = np.log(x.sum(axis=1, dtype=np.float64))
-            log_p[a:b] = (target[:, 0] - m[:, 0]).astype(np.float64) - lse
+            rank[a:b] = np.greater(x, target, out=flags[: b - a]).view(np.uint8).sum(axis=1, dtype=np.int64)
+            with np.errstate(over="ignore", under="ignore"):  # caught below, on the sums
+                e = np.exp(x, out=scratch[: b - a])
+            sums = e @ ones  # (b,)
+            shift = np.zeros((b - a, 1), dtype=x.dtype)
+            if not np.all((sums > 0) & np.isfinite(sums)):  # rare: logits beyond exp's range
+                shift = x.max(axis=1, keepdims=True)
+                sums = np.exp(x - shift, out=e) @ ones
+            log_p[a:b] = (target - shift)[:, 0].astype(np.float64) - np.log(sums.astype(np.float64))
 
     if n * V < _PARALLEL_MIN or len(starts) < 2 or _THREADS < 2:
         run(0, n)

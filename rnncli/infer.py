@@ -107,8 +107,8 @@ def evaluate(
         return EvalResult(0, 0.0, 0, 0, 0)
     streams = max(1, min(streams, len(ids) // 2))
     data = batchify(ids, streams)  # (rows, streams)
-    # a chunk of rows x vocabulary floats that stays in cache (about 16 MB), unless asked otherwise
-    chunk_rows = chunk_rows or max(streams, 4_000_000 // model.shape.vocab_size)
+    # rows x vocabulary floats per chunk: about 64 MB, large products, few Python steps
+    chunk_rows = chunk_rows or max(streams, 16_000_000 // model.shape.vocab_size)
     window = max(1, chunk_rows // streams)
     state = model.initial_state(streams)
     result = EvalResult(0, 0.0, 0, 0, 0)
