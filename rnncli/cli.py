@@ -274,18 +274,23 @@ def _prompt_batches(prompts: tuple[str, ...], input_file: str | None):
             yield list(prompts[lo : lo + PROMPT_BATCH])
         return
     if input_file is not None and input_file != "-":
-        try:
-            f = open(input_file, "rb")  # noqa: SIM115 (closed below, also when the consumer stops)
-        except OSError as e:
-            from .errors import DataError
-
-            raise DataError(f"--input {input_file}: cannot read ({e.strerror})") from None
-        try:
-            yield from _line_batches(f, input_file)
-        finally:
-            f.close()
+        yield from _file_line_batches(input_file, f"--input {input_file}")
         return
     yield from _line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin")
+
+
+def _file_line_batches(path: str, label: str):
+    """_line_batches over a file, closed also when the consumer stops early."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (closed below)
+    except OSError as e:
+        from .errors import DataError
+
+        raise DataError(f"{label}: cannot read ({e.strerror})") from None
+    try:
+        yield from _line_batches(f, path)
+    finally:
+        f.close()
 
 
 def _one_line(text: str) -> str:
@@ -624,16 +629,7 @@ def score(files, checkpoint, fmt):
             yield from _line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin")
             return
         for path in files:
-            try:
-                f = open(path, "rb")  # noqa: SIM115 (closed below, also when the consumer stops)
-            except OSError as e:
-                from .errors import DataError
-
-                raise DataError(f"{path}: cannot read ({e.strerror})") from None
-            try:
-                yield from _line_batches(f, path)
-            finally:
-                f.close()
+            yield from _file_line_batches(path, path)
 
     for lines in batches():
         tokens = [tokenizer.tokenize(line) for line in lines]
