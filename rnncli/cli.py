@@ -741,5 +741,98 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size):
         _fail(f"gate failed: {'; '.join(failures)}", EXIT_FAILURE)
 
 
+# ------------------------------------------------------------------- tokenize
+@main.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
+@click.option(
+    "--checkpoint",
+    "-c",
+    "checkpoint",
+    metavar="DIR",
+    help="Run folder or checkpoint folder [default: $RNN_CHECKPOINT, else the last `rnn train` here].",
+)
+@reports_errors
+def tokenize(files, checkpoint):
+    """Print text (FILES, or stdin) exactly as the model sees it.
+
+    One sentence per line (each <eos> ends a line and is not printed), tokens
+    separated by single spaces, <unk> for every word outside the vocabulary, so
+    that other tools (an n-gram toolkit, grep, a spreadsheet) count the same tokens.
+    """
+    from .checkpoint import default_checkpoint, load_checkpoint
+    from .data import read_lines, resolve_files
+    from .errors import CheckpointError
+    from .tokenizer import EOS, Tokenizer, Vocab
+
+    ckpt = load_checkpoint(default_checkpoint(checkpoint))
+    try:
+        tokenizer = Tokenizer.from_dict(ckpt.meta["tokenizer"])
+        vocab = Vocab.from_dict(ckpt.vocab)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{ckpt.path}: damaged or mismatched checkpoint ({e})") from None
+    data_cfg = ckpt.meta.get("config", {}).get("data", {})
+    encoding, errors = data_cfg.get("encoding", "utf-8"), data_cfg.get("errors", "strict")
+    if files and "-" not in files:
+        lines = (line for path in resolve_files(list(files), "tokenize") for line in read_lines(path, encoding, errors))
+    elif len(files) > 1:
+        raise _usage("give files or '-' for stdin, not both")
+    else:
+        lines = sys.stdin
+    known = vocab.stoi
+    sentence: list[str] = []
+    out = []
+    for token in tokenizer.iter_tokens(lines):
+        if token == EOS:
+            out.append(" ".join(sentence))
+            sentence = []
+            if len(out) >= 1024:
+                sys.stdout.write("\n".join(out) + "\n")
+                out = []
+        else:
+            sentence.append(token if token in known else "<unk>")
+    if sentence:
+        out.append(" ".join(sentence))
+    if out:
+        sys.stdout.write("\n".join(out) + "\n")
+    sys.stdout.flush()
+
+
+# --------------------------------------------------------------------- report
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    metavar="FILE.png",
+    help="Also draw the learning curves into this image (needs matplotlib: pip install 'rnncli[plot]').",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: the metrics.jsonl records, one object per line.",
+)
+@reports_errors
+def report(run_dir, plot_path, fmt):
+    """Show a training run: one row per epoch (train/valid perplexity, lr, tokens/s, time)."""
+    from pathlib import Path
+
+    from .report import format_table, plot, read_metrics
+
+    records = read_metrics(Path(run_dir))
+    if fmt == "json":
+        for r in records:
+            emit(json.dumps(r))
+    else:
+        for line in format_table(records):
+            emit(line)
+    if plot_path:
+        plot(records, Path(plot_path), title=str(run_dir))
+        click.echo(f"rnn: learning curves written to {plot_path}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
