@@ -61,6 +61,16 @@ def reports_errors(fn):
     return wrapper
 
 
+# the model every reading command uses; how the default is found is in checkpoint.default_checkpoint
+checkpoint_option = click.option(
+    "--checkpoint",
+    "-c",
+    "checkpoint",
+    metavar="DIR",
+    help="Run folder or checkpoint folder [default: $RNN_CHECKPOINT, else the last `rnn train` here].",
+)
+
+
 def emit(line: str) -> None:
     """One line of data on stdout, flushed so that pipeline consumers see it at once."""
     sys.stdout.write(line + "\n")
@@ -431,13 +441,7 @@ def _interactive(predictor: _Predictor) -> None:
 
 @main.command()
 @click.argument("prompts", nargs=-1)
-@click.option(
-    "--checkpoint",
-    "-c",
-    "checkpoint",
-    metavar="DIR",
-    help="Run folder or checkpoint folder [default: $RNN_CHECKPOINT, else the last `rnn train` here].",
-)
+@checkpoint_option
 @click.option(
     "--input",
     "input_file",
@@ -591,13 +595,7 @@ def predict(
 # ---------------------------------------------------------------------- score
 @main.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
-@click.option(
-    "--checkpoint",
-    "-c",
-    "checkpoint",
-    metavar="DIR",
-    help="Run folder or checkpoint folder [default: $RNN_CHECKPOINT, else the last `rnn train` here].",
-)
+@checkpoint_option
 @click.option(
     "--format",
     "fmt",
@@ -662,13 +660,7 @@ def score(files, checkpoint, fmt):
 # ----------------------------------------------------------------------- eval
 @main.command("eval")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
-@click.option(
-    "--checkpoint",
-    "-c",
-    "checkpoint",
-    metavar="DIR",
-    help="Run folder or checkpoint folder [default: $RNN_CHECKPOINT, else the last `rnn train` here].",
-)
+@checkpoint_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--max-ppl", type=float, default=None, metavar="X", help="Gate: exit 1 when the perplexity is above X.")
 @click.option(
@@ -744,13 +736,7 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size):
 # ------------------------------------------------------------------- tokenize
 @main.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
-@click.option(
-    "--checkpoint",
-    "-c",
-    "checkpoint",
-    metavar="DIR",
-    help="Run folder or checkpoint folder [default: $RNN_CHECKPOINT, else the last `rnn train` here].",
-)
+@checkpoint_option
 @reports_errors
 def tokenize(files, checkpoint):
     """Print text (FILES, or stdin) exactly as the model sees it.
