@@ -55,18 +55,22 @@ class FullSoftmax:
 
     def score(self, params, hidden: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each target's log-probability (N,) and rank (N,), in one fused pass."""
-        logits = np.matmul(hidden, self.weight(params).T)  # (N, V), bias added in the pass
+        logits = np.matmul(hidden, self.weight(params).T, out=self._buffer(hidden))  # (N, V), bias added below
         return score_targets_(logits, targets, params["decoder.bias"])
+
+    def _buffer(self, hidden: np.ndarray) -> np.ndarray:
+        """The (N, V) logits array, reused from call to call: a fresh one costs a page fault per 4 kB."""
+        N = hidden.shape[0]
+        if self._buf is None or self._buf.shape != (N, self.V) or self._buf.dtype != hidden.dtype:
+            self._buf = np.empty((N, self.V), dtype=hidden.dtype)
+        return self._buf
 
     def forward(self, params, hidden: np.ndarray, targets: np.ndarray):
         """Mean cross-entropy of targets (N,) given hidden (N, H); the cache holds d(loss)/d(logits).
 
         The logits buffer is reused by the next call, so a cache is valid until then.
         """
-        N = hidden.shape[0]
-        if self._buf is None or self._buf.shape != (N, self.V) or self._buf.dtype != hidden.dtype:
-            self._buf = np.empty((N, self.V), dtype=hidden.dtype)
-        logits = np.matmul(hidden, self.weight(params).T, out=self._buf)  # (N, V), bias added below
+        logits = np.matmul(hidden, self.weight(params).T, out=self._buffer(hidden))  # (N, V), bias added below
         loss, dlogits, dbias = cross_entropy_(logits, targets, params["decoder.bias"])
         return loss, (hidden, dlogits, dbias)
 
