@@ -5,8 +5,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 TINY_TEXT = """\
 O menino acordou sentindo-se indisposto e ficou em casa.
 A mãe trouxe um copo d'água e um chá quente.
@@ -48,10 +46,3 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RNN_CHECKPOINT", raising=False)
     return tmp_path
-
-
-def needs_shared(name: str) -> Path:
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} is not here (only developers and CI have ../shared)")
-    return path
