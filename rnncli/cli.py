@@ -71,6 +71,12 @@ checkpoint_option = click.option(
 )
 
 
+def format_option(help: str, tsv: bool = False):
+    """The --format option of every command: text for people, json (and tsv) for programs."""
+    choices = ["text", "json", "tsv"] if tsv else ["text", "json"]
+    return click.option("--format", "fmt", type=click.Choice(choices), default="text", show_default=True, help=help)
+
+
 def emit(line: str) -> None:
     """One line of data on stdout, flushed so that pipeline consumers see it at once."""
     sys.stdout.write(line + "\n")
@@ -158,14 +164,7 @@ class _BarReporter:
 @click.option("--resume", is_flag=True, help="Continue the run in checkpoint.dir from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start a new run even if checkpoint.dir holds one.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-epoch lines on stderr.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: print one JSON object with the run's summary on stdout.",
-)
+@format_option("json: print one JSON object with the run's summary on stdout.")
 @reports_errors
 def train(config, overrides, resume, overwrite, quiet, fmt):
     """Train a model as CONFIG says (a YAML file; see configs/reference.yaml)."""
@@ -458,14 +457,7 @@ def _interactive(predictor: _Predictor) -> None:
     metavar="P",
     help="Leave out next words whose probability is below P (a prompt may then show fewer than k).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "tsv"]),
-    default="text",
-    show_default=True,
-    help="json: one object per prompt per line, in input order; tsv: prompt<TAB>word<TAB>prob rows.",
-)
+@format_option("json: one object per prompt per line, in input order; tsv: prompt<TAB>word<TAB>prob rows.", tsv=True)
 @click.option("--show-unk", is_flag=True, help="Also offer <unk> and <eos> as predictions (and <unk> when generating).")
 @click.option(
     "--generate",
@@ -596,13 +588,8 @@ def predict(
 @main.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
 @checkpoint_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "tsv"]),
-    default="text",
-    show_default=True,
-    help="text: logprob<TAB>perplexity<TAB>line<TAB>words; json: one object per line; tsv: line<TAB>word<TAB>prob.",
+@format_option(
+    "text: logprob<TAB>perplexity<TAB>line<TAB>words; json: one object per line; tsv: line<TAB>word<TAB>prob.", tsv=True
 )
 @reports_errors
 def score(files, checkpoint, fmt):
@@ -661,7 +648,7 @@ def score(files, checkpoint, fmt):
 @main.command("eval")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
 @checkpoint_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option("json: one object with every metric (and the gate result).")
 @click.option("--max-ppl", type=float, default=None, metavar="X", help="Gate: exit 1 when the perplexity is above X.")
 @click.option(
     "--min-top5",
@@ -793,14 +780,7 @@ def tokenize(files, checkpoint):
     metavar="FILE.png",
     help="Also draw the learning curves into this image (needs matplotlib: pip install 'rnncli[plot]').",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: the metrics.jsonl records, one object per line.",
-)
+@format_option("json: the metrics.jsonl records, one object per line.")
 @reports_errors
 def report(run_dir, plot_path, fmt):
     """Show a training run: one row per epoch (train/valid perplexity, lr, tokens/s, time)."""

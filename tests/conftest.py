@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 TINY_TEXT = """\
 O menino acordou sentindo-se indisposto e ficou em casa.
@@ -46,3 +47,9 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RNN_CHECKPOINT", raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def runner():
+    """Runs `rnn` in-process; stdout and stderr are kept apart."""
+    return CliRunner()

@@ -6,17 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
 from rnncli import data as data_mod
 from rnncli.cli import main
 
 from .conftest import write_config
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
 
 
 @pytest.fixture

@@ -3,16 +3,10 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from rnncli.cli import main
 
 from .conftest import write_config
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
 
 
 @pytest.fixture

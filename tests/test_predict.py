@@ -7,16 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
 from rnncli.cli import main
 
 from .conftest import write_config
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
 
 
 @pytest.fixture
