@@ -352,6 +352,11 @@ class TrainConfig(_Section):
         "gradient of the window loss averaged over all tokens, or summed over steps per stream (Zaremba's lr)",
     )
     lr_decay: float = _key(4.0, _Real(1.0), "divide lr by this when validation loss does not improve (1 = never)")
+    lr_schedule: str = _key(
+        "constant",
+        _Choice("constant", "linear", "cosine"),
+        "lr over the run: constant, or annealed step by step to 0 at the last planned token (linear, cosine)",
+    )
     weight_decay: float = _key(0.0, _Real(0.0), "L2 penalty on the weights (0 = none)")
     eval_batch_size: int = _key(10, _Integer(1), "parallel streams for validation and test")
     seed: int = _key(1234, _Integer(0), "random seed, so that a run can be repeated")

@@ -320,6 +320,8 @@ def _run(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, signals
 
     ck = cfg.checkpoint
     n_windows = count_windows(len(data), tc.bptt)
+    planned = tc.epochs * (len(data) - 1) * tc.batch_size
+    schedule = lr_schedule(tc.lr_schedule, min(planned, tc.max_tokens) if tc.max_tokens else planned)
     last_valid = None
     last_path: Path | None = None
     stop = bool(tc.max_tokens and progress.tokens >= tc.max_tokens)
@@ -358,6 +360,7 @@ def _run(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, signals
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 diverged = (loss, norm)
                 break
+            opt.lr = progress.lr * schedule(progress.tokens)
             opt.step(model.params, grads)
             progress.train_seconds += time.perf_counter() - t0
             progress.step += 1
@@ -420,7 +423,7 @@ def _run(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, signals
         is_best = valid is not None and valid_loss < progress.best_valid_loss
         if is_best:
             progress.best_valid_loss = valid_loss
-        lr_used = progress.lr
+        lr_used = opt.lr  # the last step's (annealed) rate
         if valid is not None and not is_best and epoch_done and tc.lr_decay > 1:
             progress.lr /= tc.lr_decay  # plateau: anneal
             opt.lr = progress.lr
@@ -482,6 +485,22 @@ def _run(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, signals
         "vocab_size": len(vocab),
         "params": model.num_params(),
     }
+
+
+def lr_schedule(kind: str, planned_tokens: int):
+    """The factor on the learning rate before a step, from the tokens trained so far.
+
+    It depends on nothing but the token count, so a resumed run anneals exactly as an
+    uninterrupted one; the factor reaches 0 at the last planned token (never on a step taken).
+    """
+    if kind == "constant":
+        return lambda tokens: 1.0
+    total = max(planned_tokens, 1)
+    if kind == "linear":
+        return lambda tokens: max(0.0, 1.0 - tokens / total)
+    if kind == "cosine":
+        return lambda tokens: 0.5 * (1.0 + math.cos(math.pi * min(tokens / total, 1.0)))
+    raise ValueError(f"unknown lr schedule {kind!r}")
 
 
 def _ppl(loss: float) -> float:

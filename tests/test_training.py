@@ -111,3 +111,26 @@ def test_no_pickle_anywhere_in_the_package():
     for path in root.glob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert "import pickle" not in text and "allow_pickle=True" not in text, path
+
+
+# --- learning-rate schedule -------------------------------------------------------------------
+
+
+def test_lr_schedule_factors():
+    from rnncli.train import lr_schedule
+
+    assert [lr_schedule("constant", 100)(t) for t in (0, 50, 100)] == [1.0, 1.0, 1.0]
+    assert [lr_schedule("linear", 100)(t) for t in (0, 25, 100)] == [1.0, 0.75, 0.0]
+    cosine = lr_schedule("cosine", 100)
+    assert cosine(0) == 1.0 and cosine(50) == pytest.approx(0.5) and cosine(100) == pytest.approx(0.0)
+    assert all(cosine(t) > cosine(t + 1) for t in range(100))  # strictly annealing, never below 0
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_an_annealed_run_ends_near_zero(workdir, schedule):
+    sections = {"train": {"epochs": 3, "lr_schedule": schedule, "lr_decay": 1.0}}
+    cfg = load_config(write_config(workdir, **sections))
+    run_training(cfg)
+    lrs = [json.loads(line)["lr"] for line in (workdir / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(lrs) == 3 and lrs == sorted(lrs, reverse=True), lrs
+    assert lrs[0] < cfg.train.lr and 0 < lrs[-1] < 0.05 * cfg.train.lr, lrs
