@@ -136,7 +136,11 @@ def score_targets_(
             if bias is not None:
                 x += bias
             target = x[np.arange(b - a), targets[a:b]][:, None]  # (b, 1)
-            rank[a:b] = np.greater(x, target, out=flags[: b - a]).view(np.uint8).sum(axis=1, dtype=np.int64)
+            # the words that outrank the target, counted as 0/1 floats by a matrix-vector product:
+            # twice as fast as numpy's integer sum of the flags (exact: counts stay far below 2^24)
+            above = scratch[: b - a]
+            np.copyto(above, np.greater(x, target, out=flags[: b - a]), casting="unsafe")
+            rank[a:b] = above @ ones
             with np.errstate(over="ignore", under="ignore"):  # caught below, on the sums
                 e = np.exp(x, out=scratch[: b - a])
             sums = e @ ones  # (b,)

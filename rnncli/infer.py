@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .data import batchify
 from .errors import CheckpointError
 from .generate import next_word_probs, sample_continuation, top_k
 from .model import ModelShape, RNNModel
@@ -106,6 +105,8 @@ def evaluate(
     if len(ids) < 2:
         return EvalResult(0, 0.0, 0, 0, 0)
     streams = max(1, min(streams, len(ids) // 2))
+    from .data import batchify  # imported here: prediction needs none of the corpus reader
+
     data = batchify(ids, streams)  # (rows, streams)
     # rows x vocabulary floats per chunk: about 64 MB, large products, few Python steps
     chunk_rows = chunk_rows or max(streams, 16_000_000 // model.shape.vocab_size)
