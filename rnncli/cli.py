@@ -734,15 +734,11 @@ def tokenize(files, checkpoint):
     """
     from .checkpoint import default_checkpoint, load_checkpoint
     from .data import read_lines, resolve_files
-    from .errors import CheckpointError
-    from .tokenizer import EOS, Tokenizer, Vocab
+    from .infer import load_text_side
+    from .tokenizer import EOS
 
     ckpt = load_checkpoint(default_checkpoint(checkpoint))
-    try:
-        tokenizer = Tokenizer.from_dict(ckpt.meta["tokenizer"])
-        vocab = Vocab.from_dict(ckpt.vocab)
-    except (KeyError, ValueError) as e:
-        raise CheckpointError(f"{ckpt.path}: damaged or mismatched checkpoint ({e})") from None
+    tokenizer, vocab = load_text_side(ckpt)
     data_cfg = ckpt.meta.get("config", {}).get("data", {})
     encoding, errors = data_cfg.get("encoding", "utf-8"), data_cfg.get("errors", "strict")
     if files and "-" not in files:

@@ -17,7 +17,16 @@ from .generate import next_word_probs, sample_continuation, top_k
 from .model import ModelShape, RNNModel
 from .tokenizer import Tokenizer, Vocab
 
-__all__ = ["load_model", "load_weights", "evaluate", "EvalResult", "next_word_probs", "sample_continuation", "top_k"]
+__all__ = [
+    "load_model",
+    "load_text_side",
+    "load_weights",
+    "evaluate",
+    "EvalResult",
+    "next_word_probs",
+    "sample_continuation",
+    "top_k",
+]
 
 
 def load_weights(model: RNNModel, ckpt: Checkpoint) -> None:
@@ -27,12 +36,23 @@ def load_weights(model: RNNModel, ckpt: Checkpoint) -> None:
         raise CheckpointError(f"{ckpt.path}/model.safetensors: {e}") from None
 
 
+def _damaged(ckpt: Checkpoint, e: Exception) -> CheckpointError:
+    return CheckpointError(f"{ckpt.path}: damaged or mismatched checkpoint ({e})")
+
+
+def load_text_side(ckpt: Checkpoint) -> tuple[Tokenizer, Vocab]:
+    """The tokenizer and vocabulary a checkpoint was trained with."""
+    try:
+        return Tokenizer.from_dict(ckpt.meta["tokenizer"]), Vocab.from_dict(ckpt.vocab)
+    except (KeyError, TypeError, ValueError) as e:
+        raise _damaged(ckpt, e) from None
+
+
 def load_model(path, which: str = "best") -> tuple[RNNModel, Tokenizer, Vocab, Checkpoint]:
     """Everything predict and eval need, from the checkpoint alone."""
     ckpt = load_checkpoint(path, which)
+    tokenizer, vocab = load_text_side(ckpt)
     try:
-        vocab = Vocab.from_dict(ckpt.vocab)
-        tokenizer = Tokenizer.from_dict(ckpt.meta["tokenizer"])
         m = ckpt.meta["config"]["model"]
         shape = ModelShape(
             vocab_size=len(vocab),
@@ -48,7 +68,7 @@ def load_model(path, which: str = "best") -> tuple[RNNModel, Tokenizer, Vocab, C
         )
         model = RNNModel(shape)
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{ckpt.path}: damaged or mismatched checkpoint ({e})") from None
+        raise _damaged(ckpt, e) from None
     load_weights(model, ckpt)
     return model, tokenizer, vocab, ckpt
 

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from rnncli.cli import main
 
@@ -11,15 +10,15 @@ from .conftest import write_config
 
 
 @pytest.fixture
-def run(workdir):
-    result = CliRunner().invoke(main, ["train", str(write_config(workdir)), "-q"])
+def run(workdir, runner):
+    result = runner.invoke(main, ["train", str(write_config(workdir)), "-q"])
     assert result.exit_code == 0, result.output
     return workdir / "run"
 
 
-def test_tokenize_prints_one_sentence_per_line_with_unk(run):
+def test_tokenize_prints_one_sentence_per_line_with_unk(run, runner):
     text = "O menino acordou sentindo-se indisposto. A zebra voou.\nChoveu muito\n"
-    result = CliRunner().invoke(main, ["tokenize", "-c", str(run)], input=text)
+    result = runner.invoke(main, ["tokenize", "-c", str(run)], input=text)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         "o menino acordou sentindo-se indisposto .",
@@ -28,33 +27,33 @@ def test_tokenize_prints_one_sentence_per_line_with_unk(run):
     ]
 
 
-def test_tokenize_reads_files_and_uses_the_last_run(run, workdir):
+def test_tokenize_reads_files_and_uses_the_last_run(run, workdir, runner):
     (workdir / "a.txt").write_text("Ela saiu cedo.\n", encoding="utf-8")
-    result = CliRunner().invoke(main, ["tokenize", str(workdir / "a.txt")])
+    result = runner.invoke(main, ["tokenize", str(workdir / "a.txt")])
     assert result.exit_code == 0, result.output
     assert result.stdout == "ela saiu cedo .\n"
 
 
-def test_report_prints_one_row_per_epoch(run):
-    result = CliRunner().invoke(main, ["report", str(run)])
+def test_report_prints_one_row_per_epoch(run, runner):
+    result = runner.invoke(main, ["report", str(run)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split()[:4] == ["epoch", "tokens", "train", "ppl"]
     assert [line.split()[0] for line in lines[1:]] == ["1", "2"]
-    as_json = CliRunner().invoke(main, ["report", str(run), "--format", "json"])
+    as_json = runner.invoke(main, ["report", str(run), "--format", "json"])
     records = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and all(r["valid_ppl"] > 1 for r in records)
 
 
-def test_report_of_a_folder_without_a_run_is_a_clear_error(workdir):
-    result = CliRunner().invoke(main, ["report", str(workdir)])
+def test_report_of_a_folder_without_a_run_is_a_clear_error(workdir, runner):
+    result = runner.invoke(main, ["report", str(workdir)])
     assert result.exit_code == 2
     assert "metrics.jsonl" in result.stderr and "Traceback" not in result.output
 
 
-def test_report_plot_writes_a_png(run, workdir):
+def test_report_plot_writes_a_png(run, workdir, runner):
     pytest.importorskip("matplotlib")
     out = workdir / "curves.png"
-    result = CliRunner().invoke(main, ["report", str(run), "--plot", str(out)])
+    result = runner.invoke(main, ["report", str(run), "--plot", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
