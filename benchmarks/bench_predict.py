@@ -145,6 +145,27 @@ def main() -> None:
     print(f"single-prompt path in one process: {single_rate:,.0f} prompts/s")
     print(f"batch / single ratio: {batch_rate / single_rate:.1f}x  (target >= 20x)")
 
+    # What no batching can remove: the network and the exact top-k over the vocabulary for the
+    # same 10,000 prompts, already tokenized, with no output written.  Its rate bounds the batch
+    # rate from above, so it bounds the batch / single ratio too.
+    import numpy as np
+
+    from rnncli.generate import next_log_probs, top_k_rows
+
+    predictor = _Predictor(model, tokenizer, vocab, opts)
+    contexts = [predictor.context(tokenizer.tokenize_prompt(p)) for p in prompts]
+    floor_t = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        top_k_rows(next_log_probs(model, contexts, dtype=np.float32), 5, opts["exclude"])
+        floor_t.append(time.perf_counter() - t0)
+    floor_rate = N_PROMPTS / statistics.median(floor_t)
+    print(
+        f"network + top-5 alone (no tokenizing, no output): {floor_rate:,.0f} prompts/s "
+        f"({1e6 / floor_rate:.1f} us/prompt) -> batch / single can be at most {floor_rate / single_rate:.1f}x "
+        f"with this model and {args.blas_threads} BLAS thread(s)"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -119,8 +119,19 @@ def worker_torch(a) -> dict:
     torch.manual_seed(0)
     V, H = a.vocab, a.hidden
     cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[a.cell]
-    encoder, rnn, decoder = torch.nn.Embedding(V, H), cls(H, H, a.layers), torch.nn.Linear(H, V)
+    encoder, rnn = torch.nn.Embedding(V, H), cls(H, H, a.layers)
+    if a.softmax == "adaptive":
+        cutoffs = [int(c) for c in a.cutoffs.split(",") if int(c) < V]
+        decoder = torch.nn.AdaptiveLogSoftmaxWithLoss(H, V, cutoffs, div_value=4.0, head_bias=True)
+    else:
+        decoder = torch.nn.Linear(H, V)
     params = [*encoder.parameters(), *rnn.parameters(), *decoder.parameters()]
+
+    def loss_of(out, y):
+        if a.softmax == "adaptive":
+            return decoder(out.view(-1, H), y.reshape(-1)).loss
+        return torch.nn.functional.cross_entropy(decoder(out).view(-1, V), y.reshape(-1))
+
     data, _ = load_stream(a)
     if a.eval:
         ids = torch.from_numpy(data[: a.windows * a.batch * a.bptt].astype(np.int64))
@@ -149,7 +160,7 @@ def worker_torch(a) -> dict:
         if state is not None:
             state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
         out, state = rnn(encoder(x), state)
-        loss = torch.nn.functional.cross_entropy(decoder(out).view(-1, V), y.reshape(-1))
+        loss = loss_of(out, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 0.25)
@@ -337,6 +348,18 @@ def main() -> None:
             mb = statistics.median(r["peak_rss_mb"] for r in runs)
             print(f"  {sm:<9} {speed[sm]:>8,.0f} tokens/s   peak RSS {mb:,.0f} MB", flush=True)
         print(f"  speed ratio adaptive/full: {speed['adaptive'] / speed['full']:.2f} (target >= 3.0)")
+        if torch_version:
+            # the same comparison inside PyTorch (nn.AdaptiveLogSoftmaxWithLoss vs nn.Linear +
+            # cross-entropy): how much of the step any implementation can save on this model
+            ref = {}
+            for sm in ("full", "adaptive"):
+                runs = [
+                    run_worker("torch", worker_args("lstm", 2, 650, 33_278, 20, 35, sm, 8, cutoffs=a.cutoffs))
+                    for _ in range(a.runs)
+                ]
+                ref[sm] = statistics.median(r["tokens_per_sec"] for r in runs)
+                print(f"  torch {sm:<9} {ref[sm]:>8,.0f} tokens/s", flush=True)
+            print(f"  PyTorch's own ratio adaptive/full on the same model: {ref['adaptive'] / ref['full']:.2f}")
         if a.quality_tokens and (SHARED / "wikitext-2").exists():
             windows = max(1, a.quality_tokens // (20 * 35))
             ppl = {}

@@ -1,7 +1,7 @@
 """Where the time of one training step goes: a cProfile of repeated windows.
 
     python benchmarks/profile_step.py --cell lstm --hidden 200 --vocab 10000
-    PYTHONPATH=/path/to/other/checkout python benchmarks/profile_step.py   # profile another version
+    python benchmarks/profile_step.py --source /path/to/other/checkout     # profile another version
 
 Prints ms per window, tokens/s, and the functions that take the most time.
 """
@@ -11,16 +11,27 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import sys
 import time
 
 import numpy as np
 
-from rnncli.model import ModelShape, RNNModel
-from rnncli.optim import SGD, clip_grad_norm_
+
+def use_source(checkout: str) -> None:
+    """Import rnncli from another checkout (e.g. a `git worktree` of an older commit).  An editable
+    install maps the package through a finder on sys.meta_path, ahead of PYTHONPATH, so that
+    finder is taken out first."""
+
+    def editable(finder) -> bool:
+        return "editable" in getattr(finder, "__name__", type(finder).__name__).lower()
+
+    sys.meta_path[:] = [f for f in sys.meta_path if not editable(f)]
+    sys.path.insert(0, checkout)
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
+    p.add_argument("--source", metavar="DIR", help="profile the rnncli package of this checkout instead")
     p.add_argument("--cell", default="rnn")
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--hidden", type=int, default=200)
@@ -31,6 +42,13 @@ def main() -> None:
     p.add_argument("--windows", type=int, default=30)
     p.add_argument("--top", type=int, default=15)
     a = p.parse_args()
+    if a.source:
+        use_source(a.source)
+    import rnncli
+    from rnncli.model import ModelShape, RNNModel
+    from rnncli.optim import SGD, clip_grad_norm_
+
+    print(f"rnncli from {rnncli.__file__}")
     kw = {"softmax": a.softmax} if a.softmax != "full" else {}
     model = RNNModel(
         ModelShape(
