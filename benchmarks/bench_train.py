@@ -143,7 +143,10 @@ def worker_torch(a) -> dict:
                 x, y = grid[i : i + a.bptt], grid[i + 1 : i + 1 + a.bptt]
                 x = x[: len(y)]
                 out, state = rnn(encoder(x), state)
-                logp = torch.log_softmax(decoder(out).view(-1, V), dim=-1)
+                if a.softmax == "adaptive":
+                    logp = decoder.log_prob(out.view(-1, H))
+                else:
+                    logp = torch.log_softmax(decoder(out).view(-1, V), dim=-1)
                 torch.nn.functional.nll_loss(logp, y.reshape(-1))
         dt = time.perf_counter() - t0
         return {"tokens_per_sec": len(ids) / dt, "peak_rss_mb": peak_rss_mb()}
