@@ -152,7 +152,6 @@ def main() -> None:
 
     from rnncli.generate import next_log_probs, top_k_rows
 
-    predictor = _Predictor(model, tokenizer, vocab, opts)
     contexts = [predictor.context(tokenizer.tokenize_prompt(p)) for p in prompts]
     floor_t = []
     for _ in range(args.repeat):

@@ -341,28 +341,33 @@ def main() -> None:
 
     if "adaptive" in rows:
         print(f"\nadaptive softmax (cutoffs {a.cutoffs}; div 4) vs our full softmax, LSTM 2x650, V=33,278:")
-        speed = {}
-        for sm in ("full", "adaptive"):
-            runs = [
-                run_worker("ours", worker_args("lstm", 2, 650, 33_278, 20, 35, sm, 8, cutoffs=a.cutoffs))
-                for _ in range(a.runs)
-            ]
-            speed[sm] = statistics.median(r["tokens_per_sec"] for r in runs)
-            mb = statistics.median(r["peak_rss_mb"] for r in runs)
-            print(f"  {sm:<9} {speed[sm]:>8,.0f} tokens/s   peak RSS {mb:,.0f} MB", flush=True)
-        print(f"  speed ratio adaptive/full: {speed['adaptive'] / speed['full']:.2f} (target >= 3.0)")
+
+        def medians(kind: str) -> dict[str, tuple[float, float]]:
+            """Median tokens/s and peak RSS of `kind`'s worker, full and adaptive softmax."""
+            out = {}
+            for sm in ("full", "adaptive"):
+                args = worker_args("lstm", 2, 650, 33_278, 20, 35, sm, 8, cutoffs=a.cutoffs)
+                runs = [run_worker(kind, args) for _ in range(a.runs)]
+                out[sm] = (
+                    statistics.median(r["tokens_per_sec"] for r in runs),
+                    statistics.median(r["peak_rss_mb"] for r in runs),
+                )
+            return out
+
+        speed = medians("ours")
+        for sm, (tps, mb) in speed.items():
+            print(f"  {sm:<9} {tps:>8,.0f} tokens/s   peak RSS {mb:,.0f} MB")
+        print(f"  speed ratio adaptive/full: {speed['adaptive'][0] / speed['full'][0]:.2f} (target >= 3.0)", flush=True)
         if torch_version:
             # the same comparison inside PyTorch (nn.AdaptiveLogSoftmaxWithLoss vs nn.Linear +
             # cross-entropy): how much of the step any implementation can save on this model
-            ref = {}
-            for sm in ("full", "adaptive"):
-                runs = [
-                    run_worker("torch", worker_args("lstm", 2, 650, 33_278, 20, 35, sm, 8, cutoffs=a.cutoffs))
-                    for _ in range(a.runs)
-                ]
-                ref[sm] = statistics.median(r["tokens_per_sec"] for r in runs)
-                print(f"  torch {sm:<9} {ref[sm]:>8,.0f} tokens/s", flush=True)
-            print(f"  PyTorch's own ratio adaptive/full on the same model: {ref['adaptive'] / ref['full']:.2f}")
+            ref = medians("torch")
+            for sm, (tps, _) in ref.items():
+                print(f"  torch {sm:<9} {tps:>8,.0f} tokens/s")
+            print(
+                f"  PyTorch's own ratio adaptive/full on the same model: {ref['adaptive'][0] / ref['full'][0]:.2f}",
+                flush=True,
+            )
         if a.quality_tokens and (SHARED / "wikitext-2").exists():
             windows = max(1, a.quality_tokens // (20 * 35))
             ppl = {}
