@@ -43,7 +43,8 @@ def reports_errors(fn):
             return fn(*args, **kwargs)
         except RnnError as e:
             label = getattr(e, "label", "error")  # "interrupted" for a signal that stopped training
-            click.echo(f"rnn: {label}: {e}", err=True)
+            if not getattr(e, "silent", False):
+                click.echo(f"rnn: {label}: {e}", err=True)
             sys.exit(e.exit_code)
         except BrokenPipeError:
             # the reader went away (`rnn predict - | head -1`): stop quietly
@@ -170,17 +171,28 @@ def train(config, overrides, resume, overwrite, quiet, fmt):
     """Train a model as CONFIG says (a YAML file; see configs/reference.yaml)."""
     if resume and overwrite:
         raise _usage("--resume and --overwrite exclude each other")
+    from .comm import communicator
     from .config import load_config
+    from .signals import handle_signals
     from .train import TrainingInterrupted, run_training
 
-    cfg = load_config(config, overrides)
+    comm = communicator()  # MPI when started by mpirun/mpiexec, else one process (mpi4py not imported)
     try:
-        summary = run_training(cfg, resume=resume, overwrite=overwrite, reporter=_BarReporter(quiet))
+        cfg = load_config(config, overrides)
+        with handle_signals() as stop:
+            summary = run_training(
+                cfg, resume=resume, overwrite=overwrite, reporter=_BarReporter(quiet), stop=stop, comm=comm
+            )
     except TrainingInterrupted as e:
         if e.checkpoint is not None:
             sets = "".join(f" --set {shlex.quote(o)}" for o in overrides)
-            e.args = (f"{e}; continue with: rnn train {shlex.quote(config)}{sets} --resume",)
-        raise
+            launch = "mpirun -n K " if comm.size > 1 else ""
+            e.args = (f"{e}; continue with: {launch}rnn train {shlex.quote(config)}{sets} --resume",)
+        raise _quiet_unless_root(e, comm) from None
+    except RnnError as e:
+        raise _quiet_unless_root(e, comm) from None
+    if not comm.is_root:
+        return  # rank 0 prints the summary
     if fmt == "json":
         emit(json.dumps(summary))
     else:
@@ -192,6 +204,13 @@ def train(config, overrides, resume, overwrite, quiet, fmt):
         )
         emit(f"valid perplexity {valid} (best {best})")
         emit(f"checkpoint {summary['checkpoint']}")
+
+
+def _quiet_unless_root(e: RnnError, comm) -> RnnError:
+    """Under MPI every worker raises the same error (decisions are agreed); only rank 0 prints it."""
+    if not comm.is_root:
+        e.silent = True
+    return e
 
 
 def _usage(message: str):

@@ -360,6 +360,9 @@ class TrainConfig(_Section):
     weight_decay: float = _key(0.0, _Real(0.0), "L2 penalty on the weights (0 = none)")
     eval_batch_size: int = _key(10, _Integer(1), "parallel streams for validation and test")
     seed: int = _key(1234, _Integer(0), "random seed, so that a run can be repeated")
+    threads: int = _key(
+        0, _Integer(0), "BLAS and softmax threads per worker (0 = all cores alone; under MPI, the host's share)"
+    )
     divergence_retries: int = _key(
         3, _Integer(0), "on a NaN/inf loss or gradient, roll back and retry this many times (0 = stop at once)"
     )

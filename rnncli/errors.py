@@ -39,3 +39,13 @@ class CheckpointError(RnnError):
     """A checkpoint is missing, damaged or does not match (names the file)."""
 
     exit_code = 1
+
+
+class TrainingInterrupted(RnnError):
+    """SIGINT or SIGTERM stopped training; exit 130 or 143 as a shell reports a signal death."""
+
+    label = "interrupted"
+
+    def __init__(self, message: str, signum: int, checkpoint=None):
+        super().__init__(message, 128 + signum)
+        self.checkpoint = checkpoint

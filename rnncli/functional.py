@@ -172,6 +172,15 @@ _PARALLEL_MIN = 1 << 20  # below this, thread hand-off costs more than it saves
 _POOL = None
 
 
+def set_threads(n: int) -> None:
+    """How many threads the blocked softmax passes use (a data-parallel worker uses its share of the cores)."""
+    global _THREADS, _POOL
+    if n != _THREADS and _POOL is not None:
+        _POOL.shutdown(wait=True)
+        _POOL = None
+    _THREADS = max(1, int(n))
+
+
 def _pool():
     global _POOL
     if _POOL is None:

@@ -112,13 +112,16 @@ def evaluate(
     start_id: int | None = None,
     unk_id: int | None = None,
     rank: bool = True,
+    part: tuple[int, int] | None = None,
 ) -> EvalResult:
     """Score a token stream with the hidden state carried through it.
 
     ``start_id`` (normally ``<eos>``) is put in front so that the first token is
     predicted too, as the first word of a sentence.  With ``streams > 1`` the
     text is cut into that many parallel pieces (faster, each piece starting
-    from a zero state, and the few tokens that do not fit dropped).
+    from a zero state, and the few tokens that do not fit dropped).  ``part = (lo, hi)``
+    scores only streams lo..hi-1 of those (a data-parallel worker's share); the shares'
+    sums add up to the whole.
     """
     if start_id is not None:
         ids = np.concatenate([np.array([start_id], dtype=ids.dtype), ids])
@@ -131,8 +134,12 @@ def evaluate(
     # rows x vocabulary floats per chunk: about 64 MB, large products, few Python steps
     chunk_rows = chunk_rows or max(streams, 16_000_000 // model.shape.vocab_size)
     window = max(1, chunk_rows // streams)
-    state = model.initial_state(streams)
     result = EvalResult(0, 0.0, 0, 0, 0)
+    if part is not None:
+        data = data[:, part[0] : part[1]]
+        if data.shape[1] == 0:
+            return result
+    state = model.initial_state(data.shape[1])
     for i in range(0, len(data) - 1, window):
         x = data[i : i + window]
         y = data[i + 1 : i + 1 + window]

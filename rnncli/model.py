@@ -14,6 +14,7 @@ carry it into the next window without carrying the gradient.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,9 +139,8 @@ class RNNModel:
         W_enc = self.params["encoder.weight"]
         x = W_enc[ids]  # (T, B, E)
         T, B = ids.shape
-        if masks is None and rng is not None and s.dropout > 0:
-            masks = [dropout_mask(rng, (T, B, s.embedding_size), s.dropout, self.dtype)]
-            masks += [dropout_mask(rng, (T, B, s.hidden_size), s.dropout, self.dtype) for _ in range(s.layers)]
+        if masks is None and rng is not None:
+            masks = self.dropout_masks(rng, T, B)
         if masks is not None and masks[0] is not None:
             x = x * masks[0]
         new_state: State = []
@@ -154,6 +154,19 @@ class RNNModel:
                 out = out * masks[k + 1]  # (T, B, H)
             x = out
         return x, new_state, (ids, masks, caches, x)
+
+    def dropout_masks(self, rng: np.random.Generator, T: int, B: int) -> list | None:
+        """One window's dropout masks for B streams: the embeddings' (T, B, E), then each layer's (T, B, H).
+
+        Data-parallel workers draw the masks of the whole batch from the same generator and each
+        uses its own streams' columns, so that K workers train the model one process trains.
+        """
+        s = self.shape
+        if s.dropout <= 0:
+            return None
+        masks = [dropout_mask(rng, (T, B, s.embedding_size), s.dropout, self.dtype)]
+        masks += [dropout_mask(rng, (T, B, s.hidden_size), s.dropout, self.dtype) for _ in range(s.layers)]
+        return masks
 
     def logits(self, hidden: np.ndarray) -> np.ndarray:
         """(N, H) hidden -> (N, V) logits (full softmax only; use log_probs in general)."""
@@ -171,11 +184,14 @@ class RNNModel:
         return loss, new_state, (ids, masks, caches, out_cache)
 
     # -------------------------------------------------------------- backward
-    def backward(self, cache) -> dict:
+    def backward(self, cache, on_ready: Callable[[dict], None] | None = None) -> dict:
         """Gradient of the window's mean loss with respect to every trainable parameter.
 
         The embedding's gradient is a ``RowGrad`` (only the rows of this window's
         words) unless the weights are tied; ``optim.dense`` turns it into an array.
+        ``on_ready`` receives each part's gradients as soon as they are final (the output
+        layer, then each recurrent layer from the top, then the embedding), so that a
+        data-parallel reduction can start while the rest of the backward pass runs.
         """
         ids, masks, caches, out_cache = cache
         s = self.shape
@@ -183,6 +199,8 @@ class RNNModel:
         dflat, grads = self.output.backward(self.params, out_cache)
         # with tied weights the output layer's gradient arrives as "encoder.weight"
         dW_tied = grads.pop("encoder.weight", None)
+        if on_ready is not None:
+            on_ready(dict(grads))
         dx = dflat.reshape(T, B, s.hidden_size)  # (T, B, H)
         for k in range(s.layers - 1, -1, -1):
             if masks is not None and masks[k + 1] is not None:
@@ -195,6 +213,9 @@ class RNNModel:
             grads[f"rnn.weight_hh_l{k}"] = dW_hh
             grads[f"rnn.bias_ih_l{k}"] = db_ih
             grads[f"rnn.bias_hh_l{k}"] = db_hh
+            if on_ready is not None:
+                names = (f"rnn.{n}_l{k}" for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+                on_ready({name: grads[name] for name in names})
         if masks is not None and masks[0] is not None:
             dx = dx * masks[0]
         # Only the rows of the words in this window have a gradient: sum the window's
@@ -210,4 +231,6 @@ class RNNModel:
             grads["encoder.weight"] = dW_tied
         else:
             grads["encoder.weight"] = g_enc
+        if on_ready is not None:
+            on_ready({"encoder.weight": grads["encoder.weight"]})
         return grads

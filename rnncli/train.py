@@ -1,43 +1,50 @@
 """The training loop: windows of BPTT, validation each epoch, checkpoints, resume.
 
-Progress is reported through a ``Reporter`` (the CLI draws a progress bar with
-it); this module prints nothing itself.  A run is deterministic for a given
-seed: the data order is fixed and every random draw (initialisation, dropout)
-comes from one generator whose state travels in the checkpoint, so a resumed
-run continues exactly where the interrupted one stopped.
+Three parts, so that one process and K data-parallel workers run the same code:
+
+- a ``Trainer`` owns the model, optimizer, random generator, progress and the
+  carried hidden state of its streams, and takes one optimizer ``step``;
+- a ``RunStore`` (``runstore``) reads and writes the run folder, on rank 0 only;
+- a communicator (``comm``) reduces gradients and decisions among the workers;
+  for one process every reduction is the identity.
+
+``run_training`` ties them together.  Progress is reported through a
+``Reporter`` (the CLI draws a progress bar with it); this module prints nothing
+itself.  A run is deterministic for a given seed: the data order is fixed and
+every random draw (initialisation, dropout for the whole global batch) comes
+from one generator whose state travels in the checkpoint, so a resumed run
+continues exactly where the interrupted one stopped, whatever the worker count.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
-import os
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import (
-    append_metrics,
-    load_checkpoint,
-    read_index,
-    remember_last_run,
-    save_checkpoint,
-    truncate_metrics,
-    unique_name,
-)
-from .config import Config, config_to_dict
+from .checkpoint import Checkpoint
+from .comm import SingleProcess, limit_threads
+from .config import Config, TrainConfig, config_to_dict
 from .data import batchify, build_corpus, count_windows, windows
-from .errors import CheckpointError, ConfigError, RnnError
+from .errors import CheckpointError, ConfigError, RnnError, TrainingInterrupted
 from .infer import evaluate, load_weights
 from .model import ModelShape, RNNModel
 from .optim import clip_grad_norm_, make_optimizer
+from .runstore import RunStore
+from .signals import StopRequest, handle_signals
 from .tokenizer import Tokenizer, Vocab
+
+__all__ = ["Progress", "Reporter", "Trainer", "TrainingInterrupted", "lr_schedule", "model_shape", "run_training"]
+
+CHECK_EVERY_STEPS = 100  # data-parallel workers compare weight checksums this often (and at every save)
 
 
 class Reporter:
@@ -61,7 +68,7 @@ class Progress:
     epoch: int = 1  # the epoch in progress (or next to start)
     pos: int = 0  # first row of the next window within this epoch
     step: int = 0  # optimizer steps so far
-    tokens: int = 0  # training tokens consumed so far
+    tokens: int = 0  # training tokens consumed so far (all workers together)
     lr: float = 0.0
     best_valid_loss: float = math.inf
     train_seconds: float = 0.0  # time spent in training windows, all sessions together
@@ -69,100 +76,6 @@ class Progress:
     epoch_tokens: int = 0  # training tokens of this epoch so far
     divergences: int = 0  # roll-backs after a non-finite loss or gradient, all sessions together
     metrics_lines: int = 0  # records in metrics.jsonl that this state accounts for
-
-
-class TrainingInterrupted(RnnError):
-    """SIGINT or SIGTERM stopped training; exit 130 or 143 as a shell reports a signal death."""
-
-    label = "interrupted"
-
-    def __init__(self, message: str, signum: int, checkpoint: Path | None = None):
-        super().__init__(message, 128 + signum)
-        self.checkpoint = checkpoint
-
-
-class _Signals:
-    """SIGINT/SIGTERM while training: the first one asks the loop to save and stop after the
-    current window; before the loop (reading the corpus) or a second time, it stops at once.
-
-    Installed only in the main thread (Python allows signal handlers nowhere else).
-    """
-
-    def __init__(self):
-        self.received: int | None = None
-        self.deferred = False
-        self.old: dict[int, object] = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self.old.items():
-            signal.signal(sig, handler)
-        return False
-
-    def _handle(self, signum, frame):
-        if self.deferred and self.received is None:
-            self.received = signum
-            return
-        self.received = signum
-        raise TrainingInterrupted(
-            f"{signal.Signals(signum).name} received: stopped without saving (the last checkpoint, if any, is intact)",
-            signum,
-        )
-
-
-def _memory_mb() -> tuple[float | None, float]:
-    """(current, peak) resident memory of this process in MB.
-
-    Linux's /proc/self/status gives both for this program alone; getrusage's peak (the fallback
-    elsewhere) also counts what a parent process held before it started us.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            fields = dict(line.split(":", 1) for line in f if ":" in line)
-        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-    except (OSError, KeyError, ValueError, IndexError):
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return None, peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-
-
-@dataclass
-class _Snapshot:
-    """The last good state in memory, for rolling back after a divergence."""
-
-    params: dict
-    optim: dict
-    optim_steps: int
-    rng: dict
-    progress: Progress
-    state: list | None
-
-
-def _snapshot(model: RNNModel, opt, rng, progress: Progress, state) -> _Snapshot:
-    return _Snapshot(
-        {k: v.copy() for k, v in model.params.items()},
-        {k: v.copy() for k, v in opt.state_arrays().items()},
-        opt.steps,
-        copy.deepcopy(rng.bit_generator.state),
-        dataclasses.replace(progress),
-        None if state is None else [tuple(a.copy() for a in layer) for layer in state],
-    )
-
-
-def _roll_back(snap: _Snapshot, model: RNNModel, opt, rng) -> tuple[Progress, list | None]:
-    for k, v in snap.params.items():
-        model.params[k][...] = v
-    opt.load_state_arrays(snap.optim)
-    opt.steps = snap.optim_steps
-    rng.bit_generator.state = copy.deepcopy(snap.rng)
-    state = None if snap.state is None else [tuple(a.copy() for a in layer) for layer in snap.state]
-    return dataclasses.replace(snap.progress), state
 
 
 def model_shape(cfg: Config, vocab_size: int) -> ModelShape:
@@ -186,70 +99,307 @@ def tokenizer_from_config(cfg: Config) -> Tokenizer:
     return Tokenizer(mode=t.mode, lowercase=t.lowercase, sentence_eos=t.sentence_eos, line_eos=t.line_eos)
 
 
-def _check_resumable(cfg: Config, saved: dict, run_dir: Path) -> None:
-    """Model and tokenizer must be those of the checkpoint; everything else may change on resume."""
-    now = config_to_dict(cfg)
-    for section in ("model", "tokenizer"):
-        for key, value in now[section].items():
-            old = saved.get(section, {}).get(key)
-            if section == "model" and key == "dropout":
-                continue  # dropout does not change the parameters
-            if old != value:
-                raise ConfigError(
-                    f"cannot resume {run_dir}: {section}.{key} is {value!r} in the config but {old!r} in the "
-                    "checkpoint; use the same value, or another checkpoint.dir for a new run"
-                )
+def _memory_mb() -> tuple[float | None, float]:
+    """(current, peak) resident memory of this process in MB.
+
+    Linux's /proc/self/status gives both for this program alone; getrusage's peak (the fallback
+    elsewhere) also counts what a parent process held before it started us.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError, IndexError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return None, peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+# ------------------------------------------------------------------------------------ the trainer
+@dataclass
+class StepResult:
+    loss: float  # mean loss of the window over the global batch
+    norm: float  # global gradient norm before clipping
+    diverged: bool  # non-finite loss or gradient: nothing was updated
+    clock: float  # rank 0's seconds since the last save (agreed by all)
+
+
+@dataclass
+class _Snapshot:
+    """The last good state in memory, for rolling back after a divergence."""
+
+    params: dict
+    optim: dict
+    optim_steps: int
+    rng: dict
+    progress: Progress
+    state: list | None
+
+
+class Trainer:
+    """One worker's model, optimizer, generator, progress and carried hidden state.
+
+    ``train_cfg.batch_size`` is the global number of streams; this worker trains
+    streams ``lo..hi-1`` of them (all of them in a single process).
+    """
+
+    def __init__(self, model: RNNModel, train_cfg: TrainConfig, rng: np.random.Generator, comm=None, schedule=None):
+        self.model, self.tc, self.rng = model, train_cfg, rng
+        self.comm = comm or SingleProcess()
+        self.opt = make_optimizer(train_cfg.optimizer, train_cfg.lr, train_cfg.weight_decay)
+        self.progress = Progress(lr=train_cfg.lr)
+        self.batch = train_cfg.batch_size
+        self.lo, self.hi = self.comm.share(self.batch)
+        self.state: list | None = None  # this worker's (b, H) hidden state carried between windows; None = zeros
+        self.schedule = schedule or (lambda tokens: 1.0)
+
+    def step(self, x: np.ndarray, y: np.ndarray, clock: float = 0.0) -> StepResult:
+        """Forward, backward through time, reduce across workers, clip, update: one window (T, b).
+
+        ``clock`` is rank 0's seconds since the last save (0 on the others); the result carries
+        the value every worker agrees on, for time-based saves.
+        """
+        t0 = time.perf_counter()
+        model, p, T = self.model, self.progress, len(x)
+        masks = model.dropout_masks(self.rng, T, self.batch)  # the whole batch's, from the shared generator
+        if masks is not None and self.comm.size > 1:
+            masks = [m[:, self.lo : self.hi] for m in masks]
+        state = self.state if self.state is not None else model.initial_state(self.hi - self.lo)
+        loss, self.state, cache = model.forward(x, y, state, masks=masks)
+        reduction = self.comm.begin_gradients()
+        grads = reduction.finish(model.backward(cache, on_ready=reduction.add))
+        loss, clock = self.comm.sum_scalars([loss / self.comm.size, clock])
+        if self.tc.loss_average == "streams":
+            # Zaremba et al. sum the loss over the window's steps (mean over streams only):
+            # the same gradient, T times larger, so that their lr and clip apply as published
+            for g in grads.values():
+                g *= T
+        norm = clip_grad_norm_(grads, self.tc.clip)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            return StepResult(loss, norm, True, clock)
+        self.opt.lr = p.lr * self.schedule(p.tokens)
+        self.opt.step(model.params, grads)
+        tokens = T * self.batch
+        p.train_seconds += time.perf_counter() - t0
+        p.step += 1
+        p.tokens += tokens
+        p.epoch_nll += loss * tokens
+        p.epoch_tokens += tokens
+        if p.step % CHECK_EVERY_STEPS == 0:
+            self.comm.check_same(model.params, f"after step {p.step}")
+        return StepResult(loss, norm, False, clock)
+
+    def agree_signal(self, stop_signal: int) -> int:
+        """The signal any worker received (SIGINT before SIGTERM), the same on every worker; 0 if none."""
+        return _agreed(*self.comm.sum_scalars(list(_votes(stop_signal))))
+
+    def validate(self, ids: np.ndarray, streams: int, start_id: int):
+        """Validation loss over ids, the streams shared among the workers and the sums reduced."""
+        S = max(1, min(streams, (len(ids) + 1) // 2))  # as evaluate() clamps it
+        part = self.comm.share(S) if self.comm.size > 1 else None
+        result = evaluate(self.model, ids, streams=S, start_id=start_id, rank=False, part=part)
+        result.nll, tokens = self.comm.sum_scalars([result.nll, result.tokens])
+        result.tokens = int(tokens)
+        return result
+
+    # -------------------------------------------------------------- state
+    def snapshot(self) -> _Snapshot:
+        return _Snapshot(
+            {k: v.copy() for k, v in self.model.params.items()},
+            {k: v.copy() for k, v in self.opt.state_arrays().items()},
+            self.opt.steps,
+            copy.deepcopy(self.rng.bit_generator.state),
+            dataclasses.replace(self.progress),
+            None if self.state is None else [tuple(a.copy() for a in layer) for layer in self.state],
+        )
+
+    def roll_back(self, snap: _Snapshot) -> None:
+        for k, v in snap.params.items():
+            self.model.params[k][...] = v
+        self.opt.load_state_arrays(snap.optim)
+        self.opt.steps = snap.optim_steps
+        self.rng.bit_generator.state = copy.deepcopy(snap.rng)
+        self.state = None if snap.state is None else [tuple(a.copy() for a in layer) for layer in snap.state]
+        self.progress = dataclasses.replace(snap.progress)
+
+    def checkpoint_arrays(self) -> dict | None:
+        """Optimizer state and the whole batch's hidden state, on rank 0 (a collective; None elsewhere)."""
+        arrays = {f"optim.{k}": v for k, v in self.opt.state_arrays().items()}
+        if self.state is None:
+            return arrays if self.comm.is_root else None
+        flat = [a for layer in self.state for a in layer]
+        full = self.comm.gather_rows(flat)
+        if not self.comm.is_root:
+            return None
+        names = [f"hidden.l{k}.{h_or_c}" for k, layer in enumerate(self.state) for h_or_c in "hc"[: len(layer)]]
+        arrays.update(zip(names, full))
+        return arrays
+
+    def checkpoint_meta(self) -> dict:
+        meta = {"progress": self.progress.__dict__.copy(), "rng": self.rng.bit_generator.state}
+        meta["optimizer"] = self.opt.name
+        meta["progress"]["optimizer_steps"] = self.opt.steps
+        return meta
+
+    def share_from_root(self, carried_full: list | None) -> None:
+        """Every worker takes rank 0's weights, optimizer, generator and progress, and its own
+        streams' part of the carried hidden state (given whole, for the global batch, on rank 0)."""
+        comm = self.comm
+        if comm.size > 1:
+            arrays = None
+            if comm.is_root:
+                arrays = {f"param.{k}": v for k, v in self.model.params.items()}
+                arrays.update({f"optim.{k}": v for k, v in self.opt.state_arrays().items()})
+                for k, layer in enumerate(carried_full or []):
+                    arrays.update({f"hidden.{k}.{j}": a for j, a in enumerate(layer)})
+            arrays = comm.broadcast_arrays(arrays)
+            small = comm.broadcast((self.opt.steps, self.rng.bit_generator.state, self.progress.__dict__))
+            for k in self.model.params:
+                self.model.params[k][...] = arrays[f"param.{k}"]
+            self.opt.load_state_arrays({k[6:]: v for k, v in arrays.items() if k.startswith("optim.")})
+            self.opt.steps, self.rng.bit_generator.state = small[0], small[1]
+            self.progress = Progress(**small[2])
+            layers = sorted({int(k.split(".")[1]) for k in arrays if k.startswith("hidden.")})
+            carried_full = [
+                tuple(arrays[f"hidden.{k}.{j}"] for j in range(self.model.kind.state_size)) for k in layers
+            ] or None
+        self.opt.lr = self.progress.lr
+        if carried_full is not None:
+            self.state = [tuple(a[self.lo : self.hi].copy() for a in layer) for layer in carried_full]
+
+
+def _votes(stop_signal: int) -> tuple[bool, bool]:
+    return stop_signal == signal.SIGINT, stop_signal == signal.SIGTERM
+
+
+def _agreed(sigint: float, sigterm: float) -> int:
+    return signal.SIGINT if sigint else signal.SIGTERM if sigterm else 0
+
+
+# ------------------------------------------------------------------------------- the run
+@dataclass
+class _Start:
+    """What rank 0 prepares before training: the corpus and, for a resume, the checkpoint."""
+
+    vocab: Vocab
+    train: np.ndarray  # (N,) int32
+    valid: np.ndarray
+    ckpt: Checkpoint | None
+    valid_is_split: bool
 
 
 def run_training(
-    cfg: Config, *, resume: bool = False, overwrite: bool = False, reporter: Reporter | None = None
+    cfg: Config,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    reporter: Reporter | None = None,
+    stop: StopRequest | None = None,
+    comm=None,
 ) -> dict:
     """Train as the config says; returns the summary that `rnn train --format json` prints.
 
-    SIGINT/SIGTERM during training save a checkpoint and raise TrainingInterrupted.
+    ``stop`` is polled after every window (the CLI's signal handlers set it); without one,
+    SIGINT/SIGTERM handlers are installed for the run.  A stop saves a checkpoint and raises
+    TrainingInterrupted.  ``comm`` is the communicator (one process when None).
     """
-    with _Signals() as signals:
-        return _run(cfg, resume, overwrite, reporter or Reporter(), signals)
+    comm = comm or SingleProcess()
+    if not comm.is_root or reporter is None:
+        reporter = Reporter()  # only rank 0 talks
+    with contextlib.ExitStack() as scope:
+        limits = limit_threads(cfg.train.threads, comm)
+        if limits is not None:
+            scope.callback(limits.restore_original_limits)
+        if stop is None:
+            stop = scope.enter_context(handle_signals())
+        return _train(cfg, resume, overwrite, reporter, stop, comm)
 
 
-def _check_writable(run_dir: Path) -> None:
-    """Fail before hours of training, not after, when checkpoint.dir cannot be written."""
-    probe = run_dir / f".probe-{os.getpid()}"
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise CheckpointError(f"checkpoint.dir: cannot write in {run_dir} ({e.strerror or e})") from None
-
-
-def _run(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, signals: _Signals) -> dict:
+def _train(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, stop: StopRequest, comm) -> dict:
     wall_start = time.perf_counter()
-    run_dir = Path(cfg.checkpoint.dir)
-    index = read_index(run_dir) if run_dir.exists() else {}
+    tc = cfg.train
+    if tc.batch_size % comm.size:
+        raise ConfigError(
+            f"train.batch_size: {tc.batch_size} streams cannot be shared equally by {comm.size} workers; "
+            f"use a multiple of {comm.size}, or another worker count"
+        )
+    store = RunStore(Path(cfg.checkpoint.dir), cfg.checkpoint.keep, cfg.checkpoint.keep_best) if comm.is_root else None
+    start = comm.root_does(lambda: _prepare(cfg, store, resume, overwrite, reporter))
+    vocab_dict, valid_is_split, resuming = comm.broadcast(
+        (start.vocab.to_dict(), start.valid_is_split, start.ckpt is not None) if comm.is_root else None
+    )
+    vocab = start.vocab if comm.is_root else Vocab.from_dict(vocab_dict)
+    arrays = comm.broadcast_arrays({"train": start.train, "valid": start.valid} if comm.is_root else None)
+    lo, hi = comm.share(tc.batch_size)
+    data = np.ascontiguousarray(batchify(arrays.pop("train"), tc.batch_size)[:, lo:hi])  # (rows, b) this worker's
+    valid = arrays.pop("valid")
+    if comm.is_root:
+        start.train = start.valid = None  # the worker's columns are all it keeps
+
+    try:
+        model = RNNModel(model_shape(cfg, len(vocab)))
+    except ValueError as e:  # e.g. adaptive cutoffs that do not fit this vocabulary
+        raise ConfigError(f"{e}; the vocabulary has {len(vocab)} words") from None
+    rng = np.random.default_rng(tc.seed)
+    model.init_params(rng, cfg.model.init_range)
+    planned = tc.epochs * (len(data) - 1) * tc.batch_size
+    schedule = lr_schedule(tc.lr_schedule, min(planned, tc.max_tokens) if tc.max_tokens else planned)
+    trainer = Trainer(model, tc, rng, comm, schedule)
+    carried = comm.root_does(lambda: _restore(start.ckpt, trainer, store) if resuming else None)
+    trainer.share_from_root(carried)
+    if comm.is_root and not resuming and overwrite:
+        store.start_fresh()  # a new run, now that its input is known to be good
+
+    run = _Run(cfg, trainer, store, vocab, data, valid, reporter, stop)
+    run.meta_base = {
+        "config": config_to_dict(cfg),
+        "tokenizer": tokenizer_from_config(cfg).to_dict(),
+        "model": {"vocab_size": len(vocab), "num_params": model.num_params()},
+    }
+    run.loop()
+    p = trainer.progress
+    best_loss = p.best_valid_loss
+    return {
+        "checkpoint": str(store.best_or_dir()) if store else str(cfg.checkpoint.dir),
+        "run_dir": str(cfg.checkpoint.dir),
+        "epochs": p.epoch - 1 if p.pos == 0 else p.epoch,
+        "steps": p.step,
+        "tokens": p.tokens,
+        "train_seconds": time.perf_counter() - wall_start,
+        "tokens_per_sec": p.tokens / max(p.train_seconds, 1e-9),
+        "valid_loss": run.last_valid.loss if run.last_valid is not None else None,
+        "valid_ppl": run.last_valid.perplexity if run.last_valid is not None else None,
+        "best_valid_loss": best_loss if math.isfinite(best_loss) else None,
+        "best_valid_ppl": _ppl(best_loss) if math.isfinite(best_loss) else None,
+        "lr": p.lr,
+        "vocab_size": len(vocab),
+        "params": model.num_params(),
+    }
+
+
+def _prepare(cfg: Config, store: RunStore, resume: bool, overwrite: bool, reporter: Reporter) -> _Start:
+    """Rank 0: the resume policy, the corpus, and the checks that need its size."""
     ckpt = None
     if resume:
-        if not index.get("last"):
-            raise CheckpointError(f"nothing to resume in {run_dir}: no checkpoint there yet; run without --resume", 2)
-        ckpt = load_checkpoint(run_dir, which="last", with_trainer=True)
-        _check_resumable(cfg, ckpt.meta.get("config", {}), run_dir)
-    elif index.get("last") and not overwrite:
+        if not store.has_run():
+            raise CheckpointError(f"nothing to resume in {store.dir}: no checkpoint there yet; run without --resume", 2)
+        ckpt = store.load_last()
+        _check_resumable(cfg, ckpt.meta.get("config", {}), store.dir)
+    elif store.has_run() and not overwrite:
         raise CheckpointError(
-            f"{run_dir} already holds a training run; continue it with --resume, start over with --overwrite, "
+            f"{store.dir} already holds a training run; continue it with --resume, start over with --overwrite, "
             "or set checkpoint.dir to another folder",
             2,
         )
-
-    _check_writable(run_dir)
-    tokenizer = tokenizer_from_config(cfg)
+    store.check_writable()
     vocab = None
     if ckpt is not None:
         try:
             vocab = Vocab.from_dict(ckpt.vocab)
         except ValueError as e:
             raise CheckpointError(f"{ckpt.path}/vocab.json: {e}") from None
-    corpus = build_corpus(cfg.data, tokenizer, cfg.tokenizer.min_count, cfg.tokenizer.max_vocab, vocab)
-    vocab = corpus.vocab
+    corpus = build_corpus(cfg.data, tokenizer_from_config(cfg), cfg.tokenizer.min_count, cfg.tokenizer.max_vocab, vocab)
     tc = cfg.train
     if len(corpus.train) < 2 * tc.batch_size:
         raise ConfigError(
@@ -266,225 +416,227 @@ def _run(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, signals
         {
             "train_tokens": int(len(corpus.train)),
             "valid_tokens": int(len(corpus.valid)),
-            "vocab_size": len(vocab),
+            "vocab_size": len(corpus.vocab),
             "valid_split_from_train": corpus.valid_is_split,
         }
     )
+    return _Start(corpus.vocab, corpus.train, corpus.valid, ckpt, corpus.valid_is_split)
 
-    try:
-        model = RNNModel(model_shape(cfg, len(vocab)))
-    except ValueError as e:  # e.g. adaptive cutoffs that do not fit this vocabulary
-        raise ConfigError(f"{e}; the vocabulary has {len(vocab)} words") from None
-    rng = np.random.default_rng(tc.seed)
-    model.init_params(rng, cfg.model.init_range)
-    opt = make_optimizer(tc.optimizer, tc.lr, tc.weight_decay)
-    progress = Progress(lr=tc.lr)
-    data = batchify(corpus.train, tc.batch_size)  # (rows, B)
-    carried = None
-    if ckpt is not None:
-        progress, carried = _restore(ckpt, model, opt, rng, tc.batch_size)
-        if "metrics_lines" in ckpt.meta.get("progress", {}):
-            truncate_metrics(run_dir, progress.metrics_lines)
-        else:  # a checkpoint from before the count was kept: trust the file
-            metrics = run_dir / "metrics.jsonl"
-            progress.metrics_lines = len(metrics.read_bytes().splitlines()) if metrics.exists() else 0
 
-    meta_base = {
-        "config": config_to_dict(cfg),
-        "tokenizer": tokenizer.to_dict(),
-        "model": {"vocab_size": len(vocab), "num_params": model.num_params()},
-    }
+class _Run:
+    """The epochs of one training session: windows, periodic saves, roll-backs, validation, records."""
 
-    def save(epoch: int, is_best: bool, state, name: str | None = None) -> Path:
-        trainer = {f"optim.{k}": v for k, v in opt.state_arrays().items()}
-        if state is not None:
-            for k, layer in enumerate(state):
-                for h_or_c, a in zip("hc", layer):
-                    trainer[f"hidden.l{k}.{h_or_c}"] = a
-        meta = dict(meta_base, progress=progress.__dict__.copy(), rng=rng.bit_generator.state, optimizer=opt.name)
-        meta["progress"]["optimizer_steps"] = opt.steps
-        name = name or unique_name(run_dir, f"ckpt-e{epoch:04d}-s{progress.step:08d}")
-        path = save_checkpoint(
-            run_dir,
-            name,
-            model.state_dict(),
-            trainer,
-            vocab.to_dict(),
-            meta,
-            is_best=is_best,
-            keep=cfg.checkpoint.keep,
-            keep_best=cfg.checkpoint.keep_best,
-        )
-        remember_last_run(run_dir)
-        return path
+    def __init__(self, cfg, trainer: Trainer, store, vocab, data, valid, reporter, stop):
+        self.cfg, self.trainer, self.store, self.vocab = cfg, trainer, store, vocab
+        self.data, self.valid, self.reporter, self.stop = data, valid, reporter, stop
+        self.comm = trainer.comm
+        self.last_valid = None
+        self.last_path: Path | None = None
+        self.meta_base: dict = {}
 
-    ck = cfg.checkpoint
-    n_windows = count_windows(len(data), tc.bptt)
-    planned = tc.epochs * (len(data) - 1) * tc.batch_size
-    schedule = lr_schedule(tc.lr_schedule, min(planned, tc.max_tokens) if tc.max_tokens else planned)
-    last_valid = None
-    last_path: Path | None = None
-    stop = bool(tc.max_tokens and progress.tokens >= tc.max_tokens)
-    if progress.epoch > tc.epochs or stop:
-        reporter.message(
-            f"{run_dir} already trained {progress.tokens:,} tokens ({progress.epoch - 1} epochs); "
-            "raise train.epochs or train.max_tokens to continue"
-        )
-    if ckpt is None and overwrite:
-        # a new run, now that its input is known to be good: the old run's index and records go
-        # (its checkpoint folders are pruned by the first save)
-        (run_dir / "index.json").unlink(missing_ok=True)
-        truncate_metrics(run_dir, 0)
-    signals.deferred = True  # from here a signal saves a checkpoint before stopping
-    good = _snapshot(model, opt, rng, progress, carried)  # the last good state, for a roll-back
-    last_save = time.monotonic()
-    while progress.epoch <= tc.epochs and not stop:
-        epoch = progress.epoch
-        state = carried if carried is not None else model.initial_state(tc.batch_size)
-        carried = None
-        reporter.epoch_start(epoch, n_windows, progress.pos // tc.bptt)
-        epoch_start = time.perf_counter()
-        session_tokens = 0
-        dropout_rng = rng if cfg.model.dropout > 0 else None
-        diverged = None
-        for i, x, y in windows(data, tc.bptt, start=progress.pos):
-            t0 = time.perf_counter()
-            loss, state, cache = model.forward(x, y, state, rng=dropout_rng)
-            grads = model.backward(cache)
-            if tc.loss_average == "streams":
-                # Zaremba et al. sum the loss over the window's steps (mean over streams only):
-                # the same gradient, len(x) times larger, so that their lr and clip apply as published
-                for g in grads.values():
-                    g *= len(x)
-            norm = clip_grad_norm_(grads, tc.clip)
-            if not (math.isfinite(loss) and math.isfinite(norm)):
-                diverged = (loss, norm)
-                break
-            opt.lr = progress.lr * schedule(progress.tokens)
-            opt.step(model.params, grads)
-            progress.train_seconds += time.perf_counter() - t0
-            progress.step += 1
-            progress.tokens += x.size
-            progress.pos = i + len(x)
-            progress.epoch_nll += loss * x.size
-            progress.epoch_tokens += x.size
-            session_tokens += x.size
-            reporter.window(x.size, loss, progress.tokens / max(progress.train_seconds, 1e-9))
-            if tc.max_tokens and progress.tokens >= tc.max_tokens:
-                stop = True
-                break
-            if signals.received:
-                break
-            at_epoch_end = progress.pos >= len(data) - 1  # the epoch-end save follows at once
-            due = (ck.every_steps and progress.step % ck.every_steps == 0) or (
-                ck.every_minutes and time.monotonic() - last_save >= 60 * ck.every_minutes
+    def loop(self) -> None:
+        tc, t = self.cfg.train, self.trainer
+        p = t.progress
+        done = bool(tc.max_tokens and p.tokens >= tc.max_tokens)
+        if p.epoch > tc.epochs or done:
+            self.reporter.message(
+                f"{self.cfg.checkpoint.dir} already trained {p.tokens:,} tokens ({p.epoch - 1} epochs); "
+                "raise train.epochs or train.max_tokens to continue"
+            )
+        self.stop.deferred = True  # from here a signal saves a checkpoint before stopping
+        self.good = t.snapshot()  # the last good state, for a roll-back
+        self.last_save = time.monotonic()
+        while t.progress.epoch <= tc.epochs and not done:
+            outcome, result = self.epoch()
+            if outcome == "diverged":
+                self.roll_back(result)
+                continue
+            done = outcome == "max_tokens"
+            if outcome == "signal" and t.progress.pos < len(self.data) - 1:
+                path = self.save(t.progress.epoch, False, detached=True)
+                p = t.progress
+                raise TrainingInterrupted(
+                    f"{signal.Signals(self.signum).name} received: saved {path} "
+                    f"(epoch {p.epoch}, step {p.step}, {p.tokens:,} tokens)",
+                    self.signum,
+                    path,
+                )
+            self.end_epoch(done)
+            # a signal in the epoch's last window, or during validation and the save
+            signum = t.agree_signal(self.stop.received or 0)
+            if signum and t.progress.epoch <= tc.epochs and not done:
+                raise TrainingInterrupted(
+                    f"{signal.Signals(signum).name} received: saved {self.last_path} "
+                    f"at the end of epoch {t.progress.epoch - 1}",
+                    signum,
+                    self.last_path,
+                )
+
+    def epoch(self) -> tuple[str, StepResult | None]:
+        """Windows until the epoch ends ("end"), max_tokens ("max_tokens"), a signal or a divergence."""
+        tc, ck, t, p = self.cfg.train, self.cfg.checkpoint, self.trainer, self.trainer.progress
+        self.reporter.epoch_start(p.epoch, count_windows(len(self.data), tc.bptt), p.pos // tc.bptt)
+        self.epoch_start, self.session_tokens = time.perf_counter(), 0
+        result = None
+        for i, x, y in windows(self.data, tc.bptt, start=p.pos):
+            clock = time.monotonic() - self.last_save if self.comm.is_root else 0.0
+            result = t.step(x, y, clock)
+            if result.diverged:
+                return "diverged", result
+            p = t.progress
+            p.pos = i + len(x)
+            self.session_tokens += len(x) * t.batch
+            self.reporter.window(len(x) * t.batch, result.loss, p.tokens / max(p.train_seconds, 1e-9))
+            if tc.max_tokens and p.tokens >= tc.max_tokens:
+                return "max_tokens", result
+            self.signum = t.agree_signal(self.stop.received or 0)
+            if self.signum:
+                return "signal", result
+            at_epoch_end = p.pos >= len(self.data) - 1  # the epoch-end save follows at once
+            due = (ck.every_steps and p.step % ck.every_steps == 0) or (
+                ck.every_minutes and result.clock >= 60 * ck.every_minutes
             )
             if due and not at_epoch_end:
-                last_path = save(epoch, False, state)
-                good = _snapshot(model, opt, rng, progress, state)
-                last_save = time.monotonic()
+                self.save(p.epoch, False)
+                self.good = t.snapshot()
+        return "end", result
 
-        if diverged is not None:
-            loss, norm = diverged
-            where = f"step {progress.step + 1} (loss {loss:.4g}, gradient norm {norm:.4g})"
-            if progress.divergences >= tc.divergence_retries:
-                kept = f"the last good checkpoint is {last_path}" if last_path else "no checkpoint was written"
-                raise RnnError(
-                    f"training diverged at {where} after {progress.divergences} roll-backs "
-                    f"(train.divergence_retries); {kept}; lower train.lr or set train.clip"
-                )
-            divergences = progress.divergences + 1
-            progress, carried = _roll_back(good, model, opt, rng)
-            progress.divergences = divergences
-            progress.lr *= tc.divergence_lr_scale
-            opt.lr = progress.lr
-            reporter.message(
-                f"non-finite loss or gradient at {where}: rolled back to step {progress.step}, "
-                f"lr lowered to {progress.lr:g} (roll-back {divergences} of {tc.divergence_retries})"
+    def roll_back(self, result: StepResult) -> None:
+        tc, t = self.cfg.train, self.trainer
+        where = f"step {t.progress.step + 1} (loss {result.loss:.4g}, gradient norm {result.norm:.4g})"
+        if t.progress.divergences >= tc.divergence_retries:
+            kept = f"the last good checkpoint is {self.last_path}" if self.last_path else "no checkpoint was written"
+            raise RnnError(
+                f"training diverged at {where} after {t.progress.divergences} roll-backs "
+                f"(train.divergence_retries); {kept}; lower train.lr or set train.clip"
             )
-            continue
+        divergences = t.progress.divergences + 1
+        t.roll_back(self.good)
+        p = t.progress
+        p.divergences = divergences
+        p.lr *= tc.divergence_lr_scale
+        t.opt.lr = p.lr
+        self.reporter.message(
+            f"non-finite loss or gradient at {where}: rolled back to step {p.step}, "
+            f"lr lowered to {p.lr:g} (roll-back {divergences} of {tc.divergence_retries})"
+        )
 
-        if signals.received and not stop and progress.pos < len(data) - 1:
-            path = save(epoch, False, state)
-            name = signal.Signals(signals.received).name
-            raise TrainingInterrupted(
-                f"{name} received: saved {path} (epoch {epoch}, step {progress.step}, {progress.tokens:,} tokens)",
-                signals.received,
-                path,
-            )
-
-        epoch_seconds = time.perf_counter() - epoch_start
-        epoch_done = progress.pos >= len(data) - 1
+    def end_epoch(self, stopped: bool) -> None:
+        """Validate, anneal on a plateau, write the epoch's record and checkpoint."""
+        tc, t = self.cfg.train, self.trainer
+        p = t.progress
+        epoch, epoch_seconds = p.epoch, time.perf_counter() - self.epoch_start
+        epoch_done = p.pos >= len(self.data) - 1
         valid = None
-        if len(corpus.valid) >= 2:
-            valid = evaluate(model, corpus.valid, streams=tc.eval_batch_size, start_id=vocab.eos_id, rank=False)
-            last_valid = valid
+        if len(self.valid) >= 2:
+            valid = t.validate(self.valid, tc.eval_batch_size, self.vocab.eos_id)
+            self.last_valid = valid
         valid_loss = valid.loss if valid is not None else math.inf
-        is_best = valid is not None and valid_loss < progress.best_valid_loss
+        is_best = valid is not None and valid_loss < p.best_valid_loss
         if is_best:
-            progress.best_valid_loss = valid_loss
-        lr_used = opt.lr  # the last step's (annealed) rate
+            p.best_valid_loss = valid_loss
+        lr_used = t.opt.lr  # the last step's (annealed) rate
         if valid is not None and not is_best and epoch_done and tc.lr_decay > 1:
-            progress.lr /= tc.lr_decay  # plateau: anneal
-            opt.lr = progress.lr
-        train_loss = progress.epoch_nll / max(progress.epoch_tokens, 1)
+            p.lr /= tc.lr_decay  # plateau: anneal
+            t.opt.lr = p.lr
+        train_loss = p.epoch_nll / max(p.epoch_tokens, 1)
         rss, peak = _memory_mb()
-        name = unique_name(run_dir, f"ckpt-e{epoch:04d}-s{progress.step:08d}")
+        name = self.store.name_for(epoch, p.step) if self.store else None
         record = {
             "epoch": epoch,
-            "step": progress.step,
-            "tokens": progress.tokens,
+            "step": p.step,
+            "tokens": p.tokens,
             "train_loss": train_loss,
             "train_ppl": _ppl(train_loss),
             "valid_loss": valid.loss if valid is not None else None,
             "valid_ppl": valid.perplexity if valid is not None else None,
             "lr": lr_used,
-            "tokens_per_sec": session_tokens / max(epoch_seconds, 1e-9),
+            "tokens_per_sec": self.session_tokens / max(epoch_seconds, 1e-9),
             "seconds": epoch_seconds,
             "complete": epoch_done,
-            "checkpoint": str(run_dir / name),
+            "checkpoint": str(self.store.dir / name) if self.store else None,
             "best": is_best,
             "rss_mb": round(rss, 1) if rss is not None else None,
             "peak_rss_mb": round(peak, 1),
         }
         if epoch_done:
-            progress.epoch += 1
-            progress.pos = 0
-            progress.epoch_nll, progress.epoch_tokens = 0.0, 0
-            state = None
+            p.epoch += 1
+            p.pos = 0
+            p.epoch_nll, p.epoch_tokens = 0.0, 0
+            t.state = None
         # the record goes first: a crash between the two leaves a record that the checkpoint does
         # not count, which a resume removes (truncate_metrics) and writes again
-        append_metrics(run_dir, record)
-        progress.metrics_lines += 1
-        last_path = save(epoch, is_best or valid is None, state, name)
-        good = _snapshot(model, opt, rng, progress, state)
-        last_save = time.monotonic()
-        reporter.epoch_end(record)
-        if signals.received and progress.epoch <= tc.epochs and not stop:
-            raise TrainingInterrupted(
-                f"{signal.Signals(signals.received).name} received: saved {last_path} at the end of epoch {epoch}",
-                signals.received,
-                last_path,
+        self.comm.root_does(lambda: self.store.append_metrics(record))
+        p.metrics_lines += 1
+        self.save(epoch, is_best or valid is None, name)
+        self.good = t.snapshot()
+        self.reporter.epoch_end(record)
+
+    def save(self, epoch: int, is_best: bool, name: str | None = None, detached: bool = False) -> Path | None:
+        """A checkpoint of every worker's state, written by rank 0; returns its path there."""
+        t, comm = self.trainer, self.comm
+        trainer_arrays = t.checkpoint_arrays()  # a collective: the hidden state of every worker's streams
+        comm.check_same(t.model.params, f"at the checkpoint of step {t.progress.step}")
+
+        def write() -> Path:
+            meta = dict(self.meta_base, **t.checkpoint_meta())
+            return self.store.save(
+                name or self.store.name_for(epoch, t.progress.step),
+                t.model.state_dict(),
+                trainer_arrays,
+                self.vocab.to_dict(),
+                meta,
+                is_best,
             )
 
-    index = read_index(run_dir)
-    best_loss = progress.best_valid_loss
-    return {
-        "checkpoint": str((run_dir / index["best"]) if index.get("best") else run_dir),
-        "run_dir": str(run_dir),
-        "epochs": progress.epoch - 1 if progress.pos == 0 else progress.epoch,
-        "steps": progress.step,
-        "tokens": progress.tokens,
-        "train_seconds": time.perf_counter() - wall_start,
-        "tokens_per_sec": progress.tokens / max(progress.train_seconds, 1e-9),
-        "valid_loss": last_valid.loss if last_valid is not None else None,
-        "valid_ppl": last_valid.perplexity if last_valid is not None else None,
-        "best_valid_loss": best_loss if math.isfinite(best_loss) else None,
-        "best_valid_ppl": _ppl(best_loss) if math.isfinite(best_loss) else None,
-        "lr": progress.lr,
-        "vocab_size": len(vocab),
-        "params": model.num_params(),
-    }
+        path = comm.root_does(lambda: comm.detached(write) if detached else write())
+        self.last_path, self.last_save = path, time.monotonic()
+        return path
+
+
+def _check_resumable(cfg: Config, saved: dict, run_dir: Path) -> None:
+    """Model and tokenizer must be those of the checkpoint; everything else may change on resume."""
+    now = config_to_dict(cfg)
+    for section in ("model", "tokenizer"):
+        for key, value in now[section].items():
+            old = saved.get(section, {}).get(key)
+            if section == "model" and key == "dropout":
+                continue  # dropout does not change the parameters
+            if old != value:
+                raise ConfigError(
+                    f"cannot resume {run_dir}: {section}.{key} is {value!r} in the config but {old!r} in the "
+                    "checkpoint; use the same value, or another checkpoint.dir for a new run"
+                )
+
+
+def _restore(ckpt: Checkpoint, trainer: Trainer, store: RunStore) -> list | None:
+    """Rank 0: load weights, optimizer, RNG and progress from a checkpoint; returns the carried
+    hidden state of the whole batch (None at an epoch boundary)."""
+    model, opt = trainer.model, trainer.opt
+    load_weights(model, ckpt)
+    opt.load_state_arrays({k[6:]: v for k, v in ckpt.trainer.items() if k.startswith("optim.")})
+    saved = dict(ckpt.meta.get("progress", {}))
+    opt.steps = int(saved.pop("optimizer_steps", 0))
+    progress = Progress(**{k: v for k, v in saved.items() if k in Progress.__dataclass_fields__})
+    progress.best_valid_loss = float(progress.best_valid_loss)
+    try:
+        trainer.rng.bit_generator.state = ckpt.meta["rng"]
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{ckpt.path}/checkpoint.json: damaged RNG state") from None
+    progress.metrics_lines = store.sync_metrics(progress.metrics_lines if "metrics_lines" in saved else None)
+    trainer.progress = progress
+    if progress.pos == 0:
+        return None
+    carried = []
+    for k in range(model.shape.layers):
+        layer = tuple(ckpt.trainer.get(f"hidden.l{k}.{n}") for n in "hc"[: model.kind.state_size])
+        if any(a is None or a.shape != (trainer.batch, model.shape.hidden_size) for a in layer):
+            raise ConfigError(
+                f"cannot resume {ckpt.path} in the middle of an epoch with another train.batch_size; "
+                "use the batch size it was trained with"
+            )
+        carried.append(layer)
+    return carried
 
 
 def lr_schedule(kind: str, planned_tokens: int):
@@ -505,30 +657,3 @@ def lr_schedule(kind: str, planned_tokens: int):
 
 def _ppl(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf
-
-
-def _restore(ckpt, model: RNNModel, opt, rng: np.random.Generator, batch_size: int):
-    """Load weights, optimizer, RNG and progress from a checkpoint into a fresh run."""
-    load_weights(model, ckpt)
-    opt.load_state_arrays({k[6:]: v for k, v in ckpt.trainer.items() if k.startswith("optim.")})
-    saved = dict(ckpt.meta.get("progress", {}))
-    opt.steps = int(saved.pop("optimizer_steps", 0))
-    progress = Progress(**{k: v for k, v in saved.items() if k in Progress.__dataclass_fields__})
-    progress.best_valid_loss = float(progress.best_valid_loss)
-    opt.lr = progress.lr
-    try:
-        rng.bit_generator.state = ckpt.meta["rng"]
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{ckpt.path}/checkpoint.json: damaged RNG state") from None
-    carried = None
-    if progress.pos > 0:
-        carried = []
-        for k in range(model.shape.layers):
-            layer = tuple(ckpt.trainer.get(f"hidden.l{k}.{n}") for n in "hc"[: model.kind.state_size])
-            if any(a is None or a.shape != (batch_size, model.shape.hidden_size) for a in layer):
-                raise ConfigError(
-                    f"cannot resume {ckpt.path} in the middle of an epoch with another train.batch_size; "
-                    "use the batch size it was trained with"
-                )
-            carried.append(layer)
-    return progress, carried

@@ -104,6 +104,7 @@ def test_defaults_match_the_contract():
             "weight_decay": 0.0,
             "eval_batch_size": 10,
             "seed": 1234,
+            "threads": 0,
             "divergence_retries": 3,
             "divergence_lr_scale": 0.5,
         },
@@ -125,7 +126,7 @@ def test_sections_are_typed_dataclasses():
 def test_describe_keys_lists_every_key_with_default_and_help():
     infos = describe_keys()
     assert [k.path for k in infos] == list(KEYS)
-    assert len(KEYS) == 7 + 6 + 10 + 15 + 5
+    assert len(KEYS) == 7 + 6 + 10 + 16 + 5
     defaults = config_to_dict(Config())
     for info in infos:
         section, key = info.path.split(".")

@@ -179,7 +179,7 @@ def test_every_steps_keeps_the_last_n_and_the_best(workdir, monkeypatch):
         saved.append(name)
         return real(run_dir, name, *args, **kwargs)
 
-    monkeypatch.setattr("rnncli.train.save_checkpoint", spy)
+    monkeypatch.setattr("rnncli.runstore.save_checkpoint", spy)
     summary = run_training(cfg)
     per_epoch = summary["steps"] // 3
     steps = [int(n.split("-s")[1]) for n in saved]
@@ -201,7 +201,7 @@ def test_every_minutes_saves_during_an_epoch(workdir, monkeypatch):
     cfg = load_config(write_config(workdir, train={"epochs": 1}, checkpoint={"every_minutes": 1e-9}))
     saved = []
     real = ckpt_mod.save_checkpoint
-    monkeypatch.setattr("rnncli.train.save_checkpoint", lambda *a, **k: saved.append(a[1]) or real(*a, **k))
+    monkeypatch.setattr("rnncli.runstore.save_checkpoint", lambda *a, **k: saved.append(a[1]) or real(*a, **k))
     summary = run_training(cfg)
     assert len(saved) == summary["steps"]  # each window but the last, then the epoch end
 
