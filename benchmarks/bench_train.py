@@ -67,9 +67,10 @@ def peak_rss_mb() -> float:
 
 # ------------------------------------------------------------------ workers (one process per run)
 def worker_ours(a) -> dict:
+    from rnncli.config import TrainConfig
     from rnncli.infer import evaluate
     from rnncli.model import ModelShape, RNNModel
-    from rnncli.optim import SGD, clip_grad_norm_
+    from rnncli.train import Trainer
 
     shape = ModelShape(
         vocab_size=a.vocab,
@@ -90,20 +91,17 @@ def worker_ours(a) -> dict:
         evaluate(model, ids, streams=a.batch)
         dt = time.perf_counter() - t0
         return {"tokens_per_sec": len(ids) / dt, "peak_rss_mb": peak_rss_mb()}
-    opt = SGD(a.lr)
+    # the real training step of `rnn train`: SGD, clipping at 0.25, the hidden state carried
+    trainer = Trainer(model, TrainConfig(batch_size=a.batch, bptt=a.bptt, lr=a.lr, clip=0.25), np.random.default_rng(0))
     rows = len(data) // a.batch
     grid = data[: rows * a.batch].reshape(a.batch, rows).T
-    state = model.initial_state(a.batch)
     timed, t0 = 0, None
     for w in range(a.warmup + a.windows):
         if w == a.warmup:
             t0 = time.perf_counter()
         i = (w * a.bptt) % (rows - a.bptt - 1)
         x, y = grid[i : i + a.bptt], grid[i + 1 : i + 1 + a.bptt]
-        loss, state, cache = model.forward(x, y, state)
-        grads = model.backward(cache)
-        clip_grad_norm_(grads, 0.25)
-        opt.step(model.params, grads)
+        trainer.step(x, y)
         if w >= a.warmup:
             timed += x.size
     dt = time.perf_counter() - t0

@@ -3,6 +3,9 @@
     python benchmarks/profile_step.py --cell lstm --hidden 200 --vocab 10000
     python benchmarks/profile_step.py --source /path/to/other/checkout     # profile another version
 
+It times ``train.Trainer.step``, the step `rnn train` takes (forward, BPTT backward,
+gradient reduction, clipping, update); a checkout older than the Trainer cannot be profiled.
+
 Prints ms per window, tokens/s, and the functions that take the most time.
 """
 
@@ -45,8 +48,9 @@ def main() -> None:
     if a.source:
         use_source(a.source)
     import rnncli
+    from rnncli.config import TrainConfig
     from rnncli.model import ModelShape, RNNModel
-    from rnncli.optim import SGD, clip_grad_norm_
+    from rnncli.train import Trainer  # the real training step, as `rnn train` runs it
 
     print(f"rnncli from {rnncli.__file__}")
     kw = {"softmax": a.softmax} if a.softmax != "full" else {}
@@ -56,17 +60,13 @@ def main() -> None:
         )
     )
     model.init_params(np.random.default_rng(0), 0.1)
-    opt = SGD(1.0)
+    trainer = Trainer(model, TrainConfig(batch_size=a.batch, bptt=a.bptt, lr=1.0, clip=0.25), np.random.default_rng(0))
     rng = np.random.default_rng(0)
-    state = [model.initial_state(a.batch)]
 
     def step():
         x = rng.integers(0, a.vocab, (a.bptt, a.batch))
         y = rng.integers(0, a.vocab, (a.bptt, a.batch))
-        _, state[0], cache = model.forward(x, y, state[0])
-        grads = model.backward(cache)
-        clip_grad_norm_(grads, 0.25)
-        opt.step(model.params, grads)
+        trainer.step(x, y)
 
     for _ in range(3):
         step()

@@ -12,9 +12,9 @@ MPI, PMIx, Slurm), so that a plain ``rnn train`` never imports mpi4py.
 
 A step's gradient reduction (``begin_gradients``) takes the gradients as the
 backward pass finishes each part of the model: the output layer first, then the
-recurrent layers from the top, then the embedding.  Dense parts are packed into
-one buffer per part and reduced with a non-blocking allreduce at once, so that
-the reduction of the output layer runs while the recurrent layers' backward is
+recurrent layers from the top, then the embedding.  Dense gradients are reduced in
+place with a non-blocking allreduce each, started at once, so that the
+reduction of the output layer can run while the recurrent layers' backward is
 still computing; the embedding's gradient is sparse (the rows of the window's
 words), and its (rows, ids) are allgathered instead of reducing the whole
 (V, E) matrix.  ``docs/scaling.md`` has the measurements behind both choices.
@@ -188,7 +188,6 @@ class MpiCommunicator:
         self.local_size = self.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()  # workers on this host
         self.timer = _Timer()
         self.overlap = os.environ.get("RNN_MPI_OVERLAP", "1") != "0"  # benchmarks compare both ways
-        self._buffers: dict[tuple, np.ndarray] = {}
 
     def share(self, n: int) -> tuple[int, int]:
         """This worker's contiguous share [lo, hi) of n streams."""
@@ -262,13 +261,6 @@ class MpiCommunicator:
     def begin_gradients(self) -> _MpiGradients:
         return _MpiGradients(self)
 
-    def buffer(self, key: tuple, size: int, dtype) -> np.ndarray:
-        """A flat buffer per part of the model, allocated once and reused every step."""
-        buf = self._buffers.get(key)
-        if buf is None or buf.size != size or buf.dtype != dtype:
-            buf = self._buffers[key] = np.empty(size, dtype=dtype)
-        return buf
-
     def check_same(self, params: dict[str, np.ndarray], where: str) -> None:
         """Raise WorkerDisagreement (on every worker) unless all workers hold bitwise-equal weights."""
         sums = np.zeros(self.size, dtype=np.int64)
@@ -326,55 +318,48 @@ class MpiCommunicator:
 
 
 class _MpiGradients:
-    """One step's gradient reduction: each part started as soon as the backward pass hands it over."""
+    """One step's gradient reduction: each part started as soon as the backward pass hands it over.
+
+    Dense gradients are reduced in place, each array its own (non-blocking) allreduce: packing
+    them into one buffer would cost a copy of every gradient for a saving of a few microseconds
+    of latency per array on the sizes of these models (docs/scaling.md).
+    """
 
     def __init__(self, comm: MpiCommunicator):
         self.c = comm
-        self.pending: list[tuple[object, np.ndarray, dict]] = []  # (request, buffer, {name: (offset, shape)})
+        self.requests: list = []
+        self.dense: dict[str, np.ndarray] = {}
         self.sparse: dict[str, RowGrad] = {}
 
     def add(self, grads: dict) -> None:
-        dense = {k: g for k, g in grads.items() if not isinstance(g, RowGrad)}
-        self.sparse.update({k: g for k, g in grads.items() if isinstance(g, RowGrad)})
-        if not dense:
-            return
+        MPI = self.c.MPI
         with self.c.timer:
-            size = sum(g.size for g in dense.values())
-            dtype = next(iter(dense.values())).dtype
-            buf = self.c.buffer(tuple(sorted(dense)), size, dtype)
-            layout, offset = {}, 0
-            for name in sorted(dense):
-                g = dense[name]
-                buf[offset : offset + g.size] = g.reshape(-1)
-                layout[name] = (offset, g.shape)
-                offset += g.size
-            if self.c.overlap:
-                request = self.c.comm.Iallreduce(self.c.MPI.IN_PLACE, buf, op=self.c.MPI.SUM)
-            else:
-                self.c.comm.Allreduce(self.c.MPI.IN_PLACE, buf, op=self.c.MPI.SUM)
-                request = None
-            self.pending.append((request, buf, layout))
-            # give the earlier reductions a chance to progress while the backward pass goes on
-            requests = [p[0] for p in self.pending if p[0] is not None]
-            if requests:
-                self.c.MPI.Request.Testall(requests)
+            for name, g in grads.items():
+                if isinstance(g, RowGrad):
+                    self.sparse[name] = g
+                    continue
+                g = np.ascontiguousarray(g)
+                self.dense[name] = g
+                if self.c.overlap:
+                    self.requests.append(self.c.comm.Iallreduce(MPI.IN_PLACE, g, op=MPI.SUM))
+                else:
+                    self.c.comm.Allreduce(MPI.IN_PLACE, g, op=MPI.SUM)
+            if self.requests:  # let the earlier reductions progress while the backward pass goes on
+                MPI.Request.Testall(self.requests)
 
     def finish(self, grads: dict) -> dict:
         """The gradient of the mean loss over the global batch: the workers' gradients summed / K."""
-        handed = set(self.sparse) | {n for _, _, layout in self.pending for n in layout}
-        rest = {k: g for k, g in grads.items() if k not in handed}
+        rest = {k: g for k, g in grads.items() if k not in self.dense and k not in self.sparse}
         if rest:
             self.add(rest)
         scale = 1.0 / self.c.size
-        out: dict = {}
         with self.c.timer:
-            requests = [p[0] for p in self.pending if p[0] is not None]
-            if requests:
-                self.c.MPI.Request.Waitall(requests)
-            for _, buf, layout in self.pending:
-                buf *= buf.dtype.type(scale)
-                for name, (offset, shape) in layout.items():
-                    out[name] = buf[offset : offset + int(np.prod(shape))].reshape(shape)
+            if self.requests:
+                self.c.MPI.Request.Waitall(self.requests)
+            out: dict = {}
+            for name, g in self.dense.items():
+                g *= g.dtype.type(scale)
+                out[name] = g
             for name, g in self.sparse.items():
                 out[name] = self._allgather_rows(g, scale)
         return out
