@@ -12,12 +12,13 @@ MPI, PMIx, Slurm), so that a plain ``rnn train`` never imports mpi4py.
 
 A step's gradient reduction (``begin_gradients``) takes the gradients as the
 backward pass finishes each part of the model: the output layer first, then the
-recurrent layers from the top, then the embedding.  Dense gradients are reduced in
-place with a non-blocking allreduce each, started at once, so that the
-reduction of the output layer can run while the recurrent layers' backward is
-still computing; the embedding's gradient is sparse (the rows of the window's
-words), and its (rows, ids) are allgathered instead of reducing the whole
-(V, E) matrix.  ``docs/scaling.md`` has the measurements behind both choices.
+recurrent layers from the top, then the embedding.  Dense gradients are reduced
+in place, each with an allreduce started as soon as its part is handed over
+(blocking by default; ``RNN_MPI_OVERLAP=1`` makes them non-blocking, so that they
+can run on while the rest of the backward pass computes, as DDP does: on a host
+with no core to spare it measured slower).  The embedding's gradient is sparse
+(the rows of the window's words): its (rows, ids) are allgathered instead of
+reducing the whole (V, E) matrix.  ``docs/scaling.md`` has the measurements.
 """
 
 from __future__ import annotations
@@ -169,6 +170,8 @@ class SingleProcess:
 
 
 class _Identity:
+    scale = 1.0
+
     def add(self, grads: dict) -> None:
         pass
 
@@ -187,7 +190,9 @@ class MpiCommunicator:
         self.is_root = self.rank == 0
         self.local_size = self.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()  # workers on this host
         self.timer = _Timer()
-        self.overlap = os.environ.get("RNN_MPI_OVERLAP", "1") != "0"  # benchmarks compare both ways
+        # blocking reductions by default: measured faster here (docs/scaling.md); RNN_MPI_OVERLAP=1
+        # starts each one non-blocking as soon as its layer's backward is done, as DDP does
+        self.overlap = os.environ.get("RNN_MPI_OVERLAP", "0") == "1"
 
     def share(self, n: int) -> tuple[int, int]:
         """This worker's contiguous share [lo, hi) of n streams."""
@@ -327,6 +332,7 @@ class _MpiGradients:
 
     def __init__(self, comm: MpiCommunicator):
         self.c = comm
+        self.scale = 1.0 / comm.size
         self.requests: list = []
         self.dense: dict[str, np.ndarray] = {}
         self.sparse: dict[str, RowGrad] = {}
@@ -348,23 +354,20 @@ class _MpiGradients:
                 MPI.Request.Testall(self.requests)
 
     def finish(self, grads: dict) -> dict:
-        """The gradient of the mean loss over the global batch: the workers' gradients summed / K."""
+        """The workers' gradients summed; ``scale`` (1/K) turns the sum into the gradient of the mean
+        loss over the global batch, applied by the clipping's pass (optim.clip_grad_norm_)."""
         rest = {k: g for k, g in grads.items() if k not in self.dense and k not in self.sparse}
         if rest:
             self.add(rest)
-        scale = 1.0 / self.c.size
         with self.c.timer:
             if self.requests:
                 self.c.MPI.Request.Waitall(self.requests)
-            out: dict = {}
-            for name, g in self.dense.items():
-                g *= g.dtype.type(scale)
-                out[name] = g
+            out: dict = dict(self.dense)
             for name, g in self.sparse.items():
-                out[name] = self._allgather_rows(g, scale)
+                out[name] = self._allgather_rows(g)
         return out
 
-    def _allgather_rows(self, g: RowGrad, scale: float) -> RowGrad:
+    def _allgather_rows(self, g: RowGrad) -> RowGrad:
         """Sum sparse row gradients of all workers: gather (ids, rows), add the rows of equal ids.
 
         Every worker adds in the same (rank) order, so every worker gets the same bits.
@@ -381,5 +384,4 @@ class _MpiGradients:
         sorted_ids = ids[order]
         starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
         summed = np.add.reduceat(rows[order], starts, axis=0)  # (distinct, E)
-        summed *= summed.dtype.type(scale)
         return RowGrad(sorted_ids[starts], summed, g.shape)

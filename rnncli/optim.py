@@ -39,17 +39,21 @@ def _values(g) -> np.ndarray:
     return g.values if isinstance(g, RowGrad) else g
 
 
-def clip_grad_norm_(grads: dict, max_norm: float) -> float:
+def clip_grad_norm_(grads: dict, max_norm: float, scale: float = 1.0) -> float:
     """Scale all gradients together so their global L2 norm is at most max_norm.
 
-    Returns the norm before clipping (float64; non-finite if any gradient is).
-    ``max_norm <= 0`` only measures.
+    ``scale`` multiplies the gradients first (1/K on a sum of K data-parallel workers'
+    gradients), in the same pass over them as the clipping.  Returns the norm of the scaled
+    gradients before clipping (float64; non-finite if any gradient is).  ``max_norm <= 0``
+    only measures (and scales).
     """
-    total = float(np.sqrt(sum(float(np.vdot(_values(g), _values(g))) for g in grads.values())))
+    total = float(np.sqrt(sum(float(np.vdot(_values(g), _values(g))) for g in grads.values()))) * scale
+    factor = scale
     if max_norm > 0 and total > max_norm:
-        scale = max_norm / (total + 1e-6)
+        factor = scale * (max_norm / (total + 1e-6))
+    if factor != 1.0:
         for g in grads.values():
-            g *= scale
+            g *= factor
     return total
 
 

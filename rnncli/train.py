@@ -175,7 +175,7 @@ class Trainer:
             # the same gradient, T times larger, so that their lr and clip apply as published
             for g in grads.values():
                 g *= T
-        norm = clip_grad_norm_(grads, self.tc.clip)
+        norm = clip_grad_norm_(grads, self.tc.clip, reduction.scale)  # the mean over workers, then clipped
         if not (math.isfinite(loss) and math.isfinite(norm)):
             return StepResult(loss, norm, True, clock)
         self.opt.lr = p.lr * self.schedule(p.tokens)
