@@ -155,6 +155,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", default="rnn,lstm,lstm650")
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--configs", default="", help="comma-separated configuration names to run (default: all)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--cell", default="rnn")
     p.add_argument("--layers", type=int, default=1)
@@ -180,6 +181,9 @@ def main() -> None:
         "-n 4 (oversubscribed)": lambda row, n: launch(row, 4, 1, n),
         "ceiling (2 x batch 10)": ceiling,
     }
+    if a.configs:
+        keep = {"1 process", *a.configs.split(",")}
+        configs = {k: v for k, v in configs.items() if k in keep}
     header = f"{'model':<14} {'configuration':<24} {'tokens/s':>9} {'vs 1':>6} {'comm':>6} {'ms/win':>7}"
     print(header + "   embedding gradient: dense allreduce / allgather of rows")
     for row in a.rows.split(","):

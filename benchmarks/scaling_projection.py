@@ -11,6 +11,8 @@ one joined by a 10 or 100 Gb/s network, with a ring allreduce
 
     t_allreduce = 2 (K-1)/K * bytes / bandwidth + 2 (K-1) * latency
     t_allgather = (K-1)/K * K * rows * (4 E + 8) / bandwidth + (K-1) * latency
+                  (or a ring allreduce of the whole V x E embedding gradient, when
+                   K * rows * (4 E + 8) > 2 * 4 V E: the switch comm.py makes)
 
 and no overlap of communication with computation (the conservative case):
 
@@ -66,7 +68,13 @@ def measure(cell: str, layers: int, H: int, V: int, windows: int) -> dict:
             times.append(time.perf_counter() - t0)
             rows.append(len(np.unique(x[:, : BATCH // 2])))  # a worker's rows, at half the batch
     dense = sum(p.size for k, p in model.params.items() if k != "encoder.weight") * 4
-    return {"t20": statistics.median(times), "rows_per_10": statistics.median(rows), "dense_bytes": dense, "E": H}
+    return {
+        "t20": statistics.median(times),
+        "rows_per_10": statistics.median(rows),
+        "dense_bytes": dense,
+        "E": H,
+        "V": V,
+    }
 
 
 def step_time(m: dict, K: int, b: int, bandwidth: float, latency: float) -> tuple[float, float]:
@@ -74,7 +82,10 @@ def step_time(m: dict, K: int, b: int, bandwidth: float, latency: float) -> tupl
     rows = m["rows_per_10"] * b / 10  # distinct words grow at most linearly with the streams
     reduce = 2 * (K - 1) / K * m["dense_bytes"] / bandwidth + 2 * (K - 1) * latency
     gather = (K - 1) / K * K * rows * (4 * m["E"] + 8) / bandwidth + (K - 1) * latency
-    return compute, reduce + gather
+    dense_embedding = 2 * (K - 1) / K * m["V"] * m["E"] * 4 / bandwidth + 2 * (K - 1) * latency
+    # comm._allgather_rows switches to the dense reduction when the gathered rows weigh more
+    embedding = dense_embedding if K * rows * (4 * m["E"] + 8) > 2 * m["V"] * m["E"] * 4 else gather
+    return compute, reduce + embedding
 
 
 def main() -> None:
