@@ -328,7 +328,7 @@ def encode_files(files: Iterable[Path], tokenizer: Tokenizer, vocab: Vocab, enco
     return vocab.encode(iter_file_tokens(files, tokenizer, encoding, errors))
 
 
-def batchify(ids: np.ndarray, streams: int) -> np.ndarray:
+def batchify(ids: np.ndarray, streams: int, part: tuple[int, int] | None = None) -> np.ndarray:
     """Lay a token stream out as ``streams`` parallel columns, dropping the tail that does not fit.
 
     With the alphabet as the stream and 4 streams::
@@ -340,9 +340,13 @@ def batchify(ids: np.ndarray, streams: int) -> np.ndarray:
             d j p v      window into the next.
             e k q w
             f l r x      (y and z do not fit and are dropped)
+
+    ``part = (lo, hi)`` keeps only columns lo..hi-1 (a data-parallel worker's streams),
+    without a copy of the others.
     """
     rows = len(ids) // streams
-    return ids[: rows * streams].reshape(streams, rows).T.copy()  # (rows, streams)
+    lo, hi = part or (0, streams)
+    return ids[: rows * streams].reshape(streams, rows)[lo:hi].T.copy()  # (rows, hi - lo)
 
 
 def windows(data: np.ndarray, bptt: int, start: int = 0) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:

@@ -332,7 +332,7 @@ def _train(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, stop:
     vocab = start.vocab if comm.is_root else Vocab.from_dict(vocab_dict)
     arrays = comm.broadcast_arrays({"train": start.train, "valid": start.valid} if comm.is_root else None)
     lo, hi = comm.share(tc.batch_size)
-    data = np.ascontiguousarray(batchify(arrays.pop("train"), tc.batch_size)[:, lo:hi])  # (rows, b) this worker's
+    data = batchify(arrays.pop("train"), tc.batch_size, (lo, hi))  # (rows, b): this worker's streams only
     valid = arrays.pop("valid")
     if comm.is_root:
         start.train = start.valid = None  # the worker's columns are all it keeps
@@ -589,7 +589,10 @@ class _Run:
                 is_best,
             )
 
-        path = comm.root_does(lambda: comm.detached(write) if detached else write())
+        if detached and not comm.is_root:
+            path = None  # stopping on a signal: the others need not wait for rank 0's writer
+        else:
+            path = comm.root_does(lambda: comm.detached(write) if detached else write())
         self.last_path, self.last_save = path, time.monotonic()
         return path
 

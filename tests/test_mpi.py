@@ -267,3 +267,26 @@ def test_config_errors_are_one_line_and_exit_2_on_every_worker(corpus, overrides
     assert len(ours) == 1 and ours[0].startswith("rnn: error:") and needle in ours[0], out.stderr
     assert "Traceback" not in out.stderr
     assert not (corpus / "run").exists() or not read_index(corpus / "run")
+
+
+def test_workers_with_different_weights_are_stopped_by_the_checksum(tmp_path):
+    code = (
+        "import numpy as np\n"
+        "from rnncli.comm import communicator, WorkerDisagreement\n"
+        "c = communicator()\n"
+        "p = {'w': np.ones(3, np.float32), 'b': np.zeros(2, np.float32)}\n"
+        "c.check_same(p, 'before')\n"
+        "if c.rank == 1:\n"
+        "    p['w'][0] = np.nextafter(np.float32(1), np.float32(2))  # one bit of one weight\n"
+        "try:\n"
+        "    c.check_same(p, 'after step 5')\n"
+        "    print('no error', flush=True)\n"
+        "except WorkerDisagreement as e:\n"
+        "    print(f'rank {c.rank}: {e}', flush=True)\n"
+    )
+    out = subprocess.run(
+        [MPIRUN, "-n", "2", sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    lines = sorted(out.stdout.splitlines())
+    assert len(lines) == 2 and all("weights differ after step 5" in line and "ranks [1]" in line for line in lines)
