@@ -290,3 +290,24 @@ def test_workers_with_different_weights_are_stopped_by_the_checksum(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = sorted(out.stdout.splitlines())
     assert len(lines) == 2 and all("weights differ after step 5" in line and "ranks [1]" in line for line in lines)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the worker through /proc")
+def test_a_signal_to_one_worker_stops_every_worker_and_saves(corpus):
+    (corpus / "train.txt").write_text(TINY_TEXT * 160, encoding="utf-8")
+    reference = _reference(corpus, **LONG)
+    cfg = _config(corpus, "run", **LONG)
+    job = subprocess.Popen(
+        _mpirun(2, str(cfg)), cwd=corpus, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for(lambda: (corpus / "run" / "metrics.jsonl").exists(), 120, "the first epoch")
+    [pid] = _wait_for(lambda: _pids_of_rank(str(cfg), 1), 30, "rank 1")
+    os.kill(pid, signal.SIGTERM)
+    job.communicate(timeout=60)
+    assert job.returncode == 128 + signal.SIGTERM  # the workers' own exit status, passed on by mpirun
+    _settled(corpus / "run")
+    saved = load_checkpoint(corpus / "run", "last", with_trainer=True).meta["progress"]
+    assert 0 < saved["tokens"] < load_checkpoint(reference, "last").meta["progress"]["tokens"]
+    out = _run(2, str(cfg), "--resume", cwd=corpus)
+    assert out.returncode == 0, out.stderr
+    _assert_same_run(corpus / "run", reference)
