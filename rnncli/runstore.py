@@ -7,7 +7,9 @@ run (``.rnn/last_run``).  In data-parallel training only rank 0 has a store.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from pathlib import Path
 
 from .checkpoint import (
@@ -21,6 +23,43 @@ from .checkpoint import (
     unique_name,
 )
 from .errors import CheckpointError
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: no locking
+    fcntl = None
+
+LOCK_FILE = ".lock"
+
+
+def _lock_holder(fd: int) -> str:
+    """Who holds the flock on fd's file: "process N" from Linux's /proc/locks, else a generic phrase.
+
+    Read from the kernel rather than written into the file, so that taking the lock never modifies
+    the run folder."""
+    st = os.fstat(fd)
+    key = f":{st.st_ino} "
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if (
+                    "FLOCK" in fields
+                    and key in line
+                    and f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:" in line
+                ):
+                    return f"process {fields[4]}"
+    except OSError:
+        pass
+    return "another process"
+
+
+def _remove_empty_run(run_dir: Path) -> None:
+    """Remove a run folder that holds nothing but the lock and an empty metrics file."""
+    leftovers = {p.name for p in run_dir.iterdir()} - {LOCK_FILE}
+    metrics = run_dir / "metrics.jsonl"
+    if leftovers <= {"metrics.jsonl"} and (not metrics.exists() or metrics.stat().st_size == 0):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 class RunStore:
@@ -36,6 +75,39 @@ class RunStore:
 
     def load_last(self) -> Checkpoint:
         return load_checkpoint(self.dir, which="last", with_trainer=True)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run folder for one `rnn train`: an exclusive flock on ``.lock`` in it.
+
+        The kernel releases the lock when the process ends, however it ends (SIGKILL included),
+        so a lock is never stale.  A second run into the same folder is refused at once (exit 2),
+        naming the process that holds it.  A folder this call created is removed again when the
+        run saved nothing in it.
+        """
+        created = not self.dir.exists()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise CheckpointError(f"checkpoint.dir: cannot write in {self.dir} ({e.strerror or e})") from None
+        try:
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise CheckpointError(
+                    f"{self.dir} is in use by another rnn train ({_lock_holder(fd)}); wait for it to finish, "
+                    "or set checkpoint.dir to another folder",
+                    2,
+                ) from None
+            try:
+                yield self
+            finally:
+                if created and not (self.dir / "index.json").exists():
+                    _remove_empty_run(self.dir)
+        finally:
+            os.close(fd)
 
     def check_writable(self) -> None:
         """Fail before hours of training, not after, when the folder cannot be written."""

@@ -313,10 +313,14 @@ def run_training(
             scope.callback(limits.restore_original_limits)
         if stop is None:
             stop = scope.enter_context(handle_signals())
-        return _train(cfg, resume, overwrite, reporter, stop, comm)
+        store = None
+        if comm.is_root:  # rank 0 alone owns the run folder, and holds it for the whole run
+            store = RunStore(Path(cfg.checkpoint.dir), cfg.checkpoint.keep, cfg.checkpoint.keep_best)
+        comm.root_does(lambda: scope.enter_context(store.lock()))
+        return _train(cfg, resume, overwrite, reporter, stop, comm, store)
 
 
-def _train(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, stop: StopRequest, comm) -> dict:
+def _train(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, stop: StopRequest, comm, store) -> dict:
     wall_start = time.perf_counter()
     tc = cfg.train
     if tc.batch_size % comm.size:
@@ -324,7 +328,6 @@ def _train(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, stop:
             f"train.batch_size: {tc.batch_size} streams cannot be shared equally by {comm.size} workers; "
             f"use a multiple of {comm.size}, or another worker count"
         )
-    store = RunStore(Path(cfg.checkpoint.dir), cfg.checkpoint.keep, cfg.checkpoint.keep_best) if comm.is_root else None
     start = comm.root_does(lambda: _prepare(cfg, store, resume, overwrite, reporter))
     vocab_dict, valid_is_split, resuming = comm.broadcast(
         (start.vocab.to_dict(), start.valid_is_split, start.ckpt is not None) if comm.is_root else None
@@ -400,6 +403,11 @@ def _prepare(cfg: Config, store: RunStore, resume: bool, overwrite: bool, report
         except ValueError as e:
             raise CheckpointError(f"{ckpt.path}/vocab.json: {e}") from None
     corpus = build_corpus(cfg.data, tokenizer_from_config(cfg), cfg.tokenizer.min_count, cfg.tokenizer.max_vocab, vocab)
+    if ckpt is None and len(corpus.vocab) <= 2:  # only <unk> and <eos>: every prediction would be <unk>
+        raise ConfigError(
+            f"tokenizer.min_count: no word of the training text is seen {cfg.tokenizer.min_count} times, so the "
+            "vocabulary holds only <unk> and <eos>; lower tokenizer.min_count or give more text"
+        )
     tc = cfg.train
     if len(corpus.train) < 2 * tc.batch_size:
         raise ConfigError(

@@ -209,3 +209,13 @@ def test_empty_stdin(existing_run, runner):
         assert result.stdout == ""
     result = runner.invoke(main, ["eval", "-"], input="")
     _one_error_line(result, 2, "no text")
+
+
+def test_a_vocabulary_of_only_the_special_tokens_is_a_config_error(workdir, runner):
+    from rnncli.cli import main
+
+    path = write_config(workdir, tokenizer={"min_count": 10_000})
+    result = runner.invoke(main, ["train", str(path), "-q"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("rnn: error: tokenizer.min_count") and "only <unk> and <eos>" in result.stderr
+    assert not (workdir / "run" / "index.json").exists()
