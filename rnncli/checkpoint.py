@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, strictjson
 from .errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -190,7 +190,7 @@ def _prune(run_dir: Path, keep: set[str]) -> None:
 def append_metrics(run_dir: Path, record: dict) -> None:
     try:
         with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(strictjson.dumps(record) + "\n")  # an infinite perplexity is null
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:

@@ -23,7 +23,7 @@ import sys
 
 import click
 
-from . import __version__
+from . import __version__, strictjson
 from .errors import RnnError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -76,6 +76,16 @@ def format_option(help: str, tsv: bool = False):
     """The --format option of every command: text for people, json (and tsv) for programs."""
     choices = ["text", "json", "tsv"] if tsv else ["text", "json"]
     return click.option("--format", "fmt", type=click.Choice(choices), default="text", show_default=True, help=help)
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option in a range that also refuses NaN and the infinities (which pass any range check)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def emit(line: str) -> None:
@@ -194,7 +204,7 @@ def train(config, overrides, resume, overwrite, quiet, fmt):
     if not comm.is_root:
         return  # rank 0 prints the summary
     if fmt == "json":
-        emit(json.dumps(summary))
+        emit(strictjson.dumps(summary))
     else:
         valid = f"{summary['valid_ppl']:.2f}" if summary["valid_ppl"] is not None else "n/a"
         best = f"{summary['best_valid_ppl']:.2f}" if summary["best_valid_ppl"] is not None else "n/a"
@@ -407,7 +417,7 @@ class _Predictor:
             text = detokenize(toks + words)
             if o["fmt"] == "json":
                 obj = {"prompt": prompt, "text": text, "continuation": words, "logprob": logprob}
-                out.append(json.dumps(obj, ensure_ascii=False))
+                out.append(strictjson.dumps(obj, ensure_ascii=False))
             elif o["fmt"] == "tsv":
                 out.append(f"{_one_line(prompt)}\t{_one_line(text)}")
             else:
@@ -429,7 +439,7 @@ class _Predictor:
                     "prompt": prompt,
                     "beams": [{"text": detokenize(toks + w), "continuation": w, "logprob": lp} for w, lp in shown],
                 }
-                out.append(json.dumps(obj, ensure_ascii=False))
+                out.append(strictjson.dumps(obj, ensure_ascii=False))
             else:
                 for w, lp in shown:
                     row = f"{_one_line(detokenize(toks + w))}\t{lp:.4f}"
@@ -471,7 +481,7 @@ def _interactive(predictor: _Predictor) -> None:
 )
 @click.option(
     "--min-prob",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     default=0.0,
     metavar="P",
     help="Leave out next words whose probability is below P (a prompt may then show fewer than k).",
@@ -489,7 +499,7 @@ def _interactive(predictor: _Predictor) -> None:
 @click.option(
     "--temperature",
     "-t",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=None,
     metavar="T",
     help="Sampling temperature for --generate (0 = always the most likely word)  [default: 1.0]",
@@ -503,7 +513,7 @@ def _interactive(predictor: _Predictor) -> None:
 )
 @click.option(
     "--top-p",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FiniteFloat(0, 1, min_open=True),
     default=1.0,
     metavar="P",
     help="With --generate: draw only among the fewest most probable words whose mass reaches P (nucleus).",
@@ -618,8 +628,6 @@ def score(files, checkpoint, fmt):
     <eos>), its <eos> at the end included, so lines can be ranked against each
     other; low per-word probabilities point at surprising words.
     """
-    import math
-
     from .checkpoint import default_checkpoint
     from .generate import score_sequences
     from .infer import load_model
@@ -651,7 +659,7 @@ def score(files, checkpoint, fmt):
                     for w, i, p in zip(toks, tid.tolist(), probs)
                 ]
                 obj = {"line": line, "tokens": n, "logprob": total, "perplexity": ppl, "words": words}
-                out.append(json.dumps(obj, ensure_ascii=False))
+                out.append(strictjson.dumps(obj, ensure_ascii=False))
             elif fmt == "tsv":
                 out.extend(f"{_one_line(line)}\t{w}\t{p:.6g}" for w, p in zip(toks, probs))
             else:
@@ -668,10 +676,16 @@ def score(files, checkpoint, fmt):
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
 @checkpoint_option
 @format_option("json: one object with every metric (and the gate result).")
-@click.option("--max-ppl", type=float, default=None, metavar="X", help="Gate: exit 1 when the perplexity is above X.")
+@click.option(
+    "--max-ppl",
+    type=FiniteFloat(min=0),
+    default=None,
+    metavar="X",
+    help="Gate: exit 1 when the perplexity is above X (a finite number >= 0).",
+)
 @click.option(
     "--min-top5",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     default=None,
     metavar="Y",
     help="Gate: exit 1 when the top-5 next-word accuracy is below Y (0..1).",
@@ -727,7 +741,7 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size):
             out["gate"]["reason"] = "; ".join(failures)
     if fmt == "json":
         # an infinite perplexity (a word the model gives probability 0) is null: JSON has no Infinity
-        emit(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}))
+        emit(strictjson.dumps(out))
     else:
         emit(f"tokens       {out['tokens']}")
         emit(f"loss         {out['loss']:.4f} nats/word ({out['bits_per_word']:.3f} bits/word)")
@@ -806,7 +820,7 @@ def report(run_dir, plot_path, fmt):
     records = read_metrics(Path(run_dir))
     if fmt == "json":
         for r in records:
-            emit(json.dumps(r))
+            emit(strictjson.dumps(r))
     else:
         for line in format_table(records):
             emit(line)

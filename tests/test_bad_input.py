@@ -219,3 +219,32 @@ def test_a_vocabulary_of_only_the_special_tokens_is_a_config_error(workdir, runn
     assert result.exit_code == 2
     assert result.stderr.startswith("rnn: error: tokenizer.min_count") and "only <unk> and <eos>" in result.stderr
     assert not (workdir / "run" / "index.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["eval", "data.txt", "--max-ppl", "nan"],
+        ["eval", "data.txt", "--max-ppl", "inf"],
+        ["eval", "data.txt", "--min-top5", "nan"],
+        ["predict", "a casa", "--generate", "3", "--temperature", "inf"],
+        ["predict", "a casa", "--generate", "3", "--top-p", "nan"],
+        ["predict", "a casa", "--min-prob", "nan"],
+    ],
+)
+def test_non_finite_numbers_are_refused(runner, args):
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2
+    assert "is not a finite number" in result.stderr
+
+
+def test_json_lines_are_strict_json_even_for_infinite_values(workdir, runner):
+    import json
+    import math
+
+    from rnncli.strictjson import dumps
+
+    line = dumps({"ppl": math.inf, "lp": [-math.inf, 1.5], "x": {"y": math.nan}})
+    assert json.loads(line) == {"ppl": None, "lp": [None, 1.5], "x": {"y": None}}
+    for token in ("NaN", "Infinity"):
+        assert token not in line
