@@ -94,7 +94,31 @@ def emit(line: str) -> None:
     sys.stdout.flush()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Rnn(click.Group):
+    """The `rnn` group, with click's own usage errors in the house style: one line, `rnn: error: ...`.
+
+    Click prints a usage block and "Error: ..." on several lines; scripts that read stderr (and the
+    README's promise) want one line, with the exit code click chose (2 for usage errors).
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as e:
+            message = " ".join(e.format_message().split())
+            where = getattr(getattr(e, "ctx", None), "command_path", None)
+            hint = f"; see '{where} --help'" if where else ""
+            click.echo(f"rnn: error: {message.rstrip('.') if hint else message}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("rnn: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+@click.group(cls=_Rnn, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rnn")
 def main() -> None:
     """Train a recurrent next-word predictor on your text, and use it.

@@ -248,3 +248,20 @@ def test_json_lines_are_strict_json_even_for_infinite_values(workdir, runner):
     assert json.loads(line) == {"ppl": None, "lp": [None, 1.5], "x": {"y": None}}
     for token in ("NaN", "Infinity"):
         assert token not in line
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["predict", "--nope"], "No such option '--nope'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+        (["train"], "Missing argument 'CONFIG'"),
+        (["predict", "--top-k", "0", "a"], "0 is not in the range x>=1"),
+        (["train", "."], "is a directory"),  # a folder where a file belongs
+    ],
+)
+def test_click_usage_errors_are_one_rnn_error_line(runner, args, needle):
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("rnn: error: ") and needle in line and line.endswith("--help'")
