@@ -261,13 +261,26 @@ def default_checkpoint(explicit: str | None) -> Path:
         return Path(explicit)
     env = os.environ.get("RNN_CHECKPOINT")
     if env:
+        if not Path(env).exists():
+            raise CheckpointError(
+                f"checkpoint not found: {env} (from $RNN_CHECKPOINT); fix or unset it, or give --checkpoint DIR",
+                exit_code=2,
+            )
         return Path(env)
     pointer = Path.cwd() / LAST_RUN_POINTER
     if pointer.exists():
         try:
-            return Path(pointer.read_text(encoding="utf-8").strip())
+            found = Path(pointer.read_text(encoding="utf-8").strip())
         except (OSError, UnicodeDecodeError):
-            pass
+            found = None
+        if found is not None and str(found) and found.exists():
+            return found
+        if found is not None and str(found):
+            raise CheckpointError(
+                f"the last run recorded in {LAST_RUN_POINTER}, {found}, no longer exists; give --checkpoint DIR, "
+                "or train again here",
+                exit_code=2,
+            )
     raise CheckpointError(
         "no model to use: run `rnn train CONFIG` in this folder first, or give --checkpoint DIR "
         "(or set RNN_CHECKPOINT)",

@@ -265,3 +265,19 @@ def test_click_usage_errors_are_one_rnn_error_line(runner, args, needle):
     assert result.exit_code == 2
     [line] = result.stderr.splitlines()
     assert line.startswith("rnn: error: ") and needle in line and line.endswith("--help'")
+
+
+def test_a_stale_last_run_pointer_says_where_the_path_came_from(workdir, runner):
+    (workdir / ".rnn").mkdir()
+    (workdir / ".rnn" / "last_run").write_text(str(workdir / "gone"))
+    result = runner.invoke(main, ["predict", "a casa"])
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert ".rnn/last_run" in line and str(workdir / "gone") in line and "--checkpoint" in line
+
+
+def test_a_missing_rnn_checkpoint_says_it_came_from_the_environment(workdir, runner, monkeypatch):
+    monkeypatch.setenv("RNN_CHECKPOINT", str(workdir / "nowhere"))
+    result = runner.invoke(main, ["eval", "-"], input="a casa\n")
+    assert result.exit_code == 2
+    assert "$RNN_CHECKPOINT" in result.stderr and str(workdir / "nowhere") in result.stderr
