@@ -18,7 +18,8 @@ in place, each with an allreduce started as soon as its part is handed over
 can run on while the rest of the backward pass computes, as DDP does: on a host
 with no core to spare it measured slower).  The embedding's gradient is sparse
 (the rows of the window's words): its (rows, ids) are allgathered instead of
-reducing the whole (V, E) matrix.  ``docs/scaling.md`` has the measurements.
+reducing the whole (V, E) matrix, unless the gathered rows would weigh more.
+``docs/scaling.md`` has the measurements.
 """
 
 from __future__ import annotations
@@ -201,8 +202,8 @@ class MpiCommunicator:
     def root_does(self, fn: Callable):
         """Run fn on rank 0 and hand its result, or the RnnError it raised, to every worker.
 
-        Every worker then raises the same error (marked ``mirrored``, so that only rank 0
-        prints it) and exits with the same code, instead of waiting for a rank 0 that left.
+        Every worker then raises the same error (the CLI prints it on rank 0 only) and exits
+        with the same code, instead of waiting for a rank 0 that left.
         """
         if self.is_root:
             try:
@@ -367,15 +368,22 @@ class _MpiGradients:
                 out[name] = self._allgather_rows(g)
         return out
 
-    def _allgather_rows(self, g: RowGrad) -> RowGrad:
+    def _allgather_rows(self, g: RowGrad):
         """Sum sparse row gradients of all workers: gather (ids, rows), add the rows of equal ids.
 
-        Every worker adds in the same (rank) order, so every worker gets the same bits.
+        Every worker adds in the same (rank) order, so every worker gets the same bits.  When
+        the gathered rows would weigh more than a ring allreduce of the whole matrix moves
+        (2 x its bytes: many workers, a small vocabulary), the matrix is reduced densely instead;
+        the row counts every worker gathered first make that choice the same everywhere.
         """
         comm, E = self.c.comm, g.values.shape[1]
         counts = np.zeros(self.c.size, dtype=np.int64)
         comm.Allgather(np.array([len(g.indices)], dtype=np.int64), counts)
         total = int(counts.sum())
+        if total * (E * g.values.itemsize + 8) > 2 * g.shape[0] * E * g.values.itemsize:
+            dense = g.dense()  # (V, E)
+            comm.Allreduce(self.c.MPI.IN_PLACE, dense, op=self.c.MPI.SUM)
+            return dense
         ids = np.empty(total, dtype=np.int64)
         rows = np.empty((total, E), dtype=g.values.dtype)
         comm.Allgatherv(np.ascontiguousarray(g.indices, dtype=np.int64), [ids, counts])
