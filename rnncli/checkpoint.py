@@ -270,17 +270,17 @@ def default_checkpoint(explicit: str | None) -> Path:
     pointer = Path.cwd() / LAST_RUN_POINTER
     if pointer.exists():
         try:
-            found = Path(pointer.read_text(encoding="utf-8").strip())
+            recorded = pointer.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError):
-            found = None
-        if found is not None and str(found) and found.exists():
-            return found
-        if found is not None and str(found):
+            recorded = ""
+        if recorded and not Path(recorded).exists():
             raise CheckpointError(
-                f"the last run recorded in {LAST_RUN_POINTER}, {found}, no longer exists; give --checkpoint DIR, "
+                f"the last run recorded in {LAST_RUN_POINTER}, {recorded}, no longer exists; give --checkpoint DIR, "
                 "or train again here",
                 exit_code=2,
             )
+        if recorded:
+            return Path(recorded)
     raise CheckpointError(
         "no model to use: run `rnn train CONFIG` in this folder first, or give --checkpoint DIR "
         "(or set RNN_CHECKPOINT)",

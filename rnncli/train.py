@@ -163,8 +163,8 @@ class Trainer:
         t0 = time.perf_counter()
         model, p, T = self.model, self.progress, len(x)
         masks = model.dropout_masks(self.rng, T, self.batch)  # the whole batch's, from the shared generator
-        if masks is not None and self.comm.size > 1:
-            masks = [m[:, self.lo : self.hi] for m in masks]
+        if masks is not None:
+            masks = [m[:, self.lo : self.hi] for m in masks]  # all columns (a view) for one process
         state = self.state if self.state is not None else model.initial_state(self.hi - self.lo)
         loss, self.state, cache = model.forward(x, y, state, masks=masks)
         reduction = self.comm.begin_gradients()
@@ -197,8 +197,7 @@ class Trainer:
     def validate(self, ids: np.ndarray, streams: int, start_id: int):
         """Validation loss over ids, the streams shared among the workers and the sums reduced."""
         S = max(1, min(streams, (len(ids) + 1) // 2))  # as evaluate() clamps it
-        part = self.comm.share(S) if self.comm.size > 1 else None
-        result = evaluate(self.model, ids, streams=S, start_id=start_id, rank=False, part=part)
+        result = evaluate(self.model, ids, streams=S, start_id=start_id, rank=False, part=self.comm.share(S))
         result.nll, tokens = self.comm.sum_scalars([result.nll, result.tokens])
         result.tokens = int(tokens)
         return result
@@ -286,7 +285,6 @@ class _Start:
     train: np.ndarray  # (N,) int32
     valid: np.ndarray
     ckpt: Checkpoint | None
-    valid_is_split: bool
 
 
 def run_training(
@@ -329,9 +327,7 @@ def _train(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, stop:
             f"use a multiple of {comm.size}, or another worker count"
         )
     start = comm.root_does(lambda: _prepare(cfg, store, resume, overwrite, reporter))
-    vocab_dict, valid_is_split, resuming = comm.broadcast(
-        (start.vocab.to_dict(), start.valid_is_split, start.ckpt is not None) if comm.is_root else None
-    )
+    vocab_dict, resuming = comm.broadcast((start.vocab.to_dict(), start.ckpt is not None) if comm.is_root else None)
     vocab = start.vocab if comm.is_root else Vocab.from_dict(vocab_dict)
     arrays = comm.broadcast_arrays({"train": start.train, "valid": start.valid} if comm.is_root else None)
     lo, hi = comm.share(tc.batch_size)
@@ -355,11 +351,6 @@ def _train(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, stop:
         store.start_fresh()  # a new run, now that its input is known to be good
 
     run = _Run(cfg, trainer, store, vocab, data, valid, reporter, stop)
-    run.meta_base = {
-        "config": config_to_dict(cfg),
-        "tokenizer": tokenizer_from_config(cfg).to_dict(),
-        "model": {"vocab_size": len(vocab), "num_params": model.num_params()},
-    }
     run.loop()
     p = trainer.progress
     best_loss = p.best_valid_loss
@@ -428,7 +419,7 @@ def _prepare(cfg: Config, store: RunStore, resume: bool, overwrite: bool, report
             "valid_split_from_train": corpus.valid_is_split,
         }
     )
-    return _Start(corpus.vocab, corpus.train, corpus.valid, ckpt, corpus.valid_is_split)
+    return _Start(corpus.vocab, corpus.train, corpus.valid, ckpt)
 
 
 class _Run:
@@ -440,7 +431,11 @@ class _Run:
         self.comm = trainer.comm
         self.last_valid = None
         self.last_path: Path | None = None
-        self.meta_base: dict = {}
+        self.meta_base = {  # what every checkpoint of the run says besides its progress
+            "config": config_to_dict(cfg),
+            "tokenizer": tokenizer_from_config(cfg).to_dict(),
+            "model": {"vocab_size": len(vocab), "num_params": trainer.model.num_params()},
+        }
 
     def loop(self) -> None:
         tc, t = self.cfg.train, self.trainer
