@@ -22,7 +22,7 @@ from rnncli.train import run_training
 
 from .conftest import write_config
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]  # subprocesses
 
 
 def _start(cfg, resume: bool, pause: str = "0.003") -> subprocess.Popen:
