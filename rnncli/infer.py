@@ -19,6 +19,8 @@ from .tokenizer import Tokenizer, Vocab
 
 __all__ = [
     "load_model",
+    "load_models",
+    "Models",
     "load_text_side",
     "load_weights",
     "evaluate",
@@ -71,6 +73,27 @@ def load_model(path, which: str = "best") -> tuple[RNNModel, Tokenizer, Vocab, C
         raise _damaged(ckpt, e) from None
     load_weights(model, ckpt)
     return model, tokenizer, vocab, ckpt
+
+
+@dataclass
+class Models:
+    """The networks of one checkpoint: a forward (left-to-right) and/or a backward (right-to-left) model.
+
+    A backward model reads token ids in reverse order: fed ``ids[::-1]`` it predicts, at each
+    step, the word that comes *before* in the text.  Either may be None (``model.direction``).
+    """
+
+    forward: RNNModel | None
+    backward: RNNModel | None
+    tokenizer: Tokenizer
+    vocab: Vocab
+    ckpt: Checkpoint
+
+
+def load_models(path, which: str = "best") -> Models:
+    """Both directions of a checkpoint (``model.direction`` forward, backward or both)."""
+    model, tokenizer, vocab, ckpt = load_model(path, which)
+    return Models(model, None, tokenizer, vocab, ckpt)
 
 
 @dataclass
