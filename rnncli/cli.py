@@ -232,9 +232,10 @@ def train(config, overrides, resume, overwrite, quiet, fmt):
     else:
         valid = f"{summary['valid_ppl']:.2f}" if summary["valid_ppl"] is not None else "n/a"
         best = f"{summary['best_valid_ppl']:.2f}" if summary["best_valid_ppl"] is not None else "n/a"
+        speed = f"{summary['tokens_per_sec']:,.0f}" if summary["tokens_per_sec"] is not None else "n/a"
         emit(
             f"trained {summary['epochs']} epochs, {summary['tokens']:,} tokens in {summary['train_seconds']:.1f} s "
-            f"({summary['tokens_per_sec']:,.0f} tokens/s)"
+            f"({speed} tokens/s; this session {summary['session_tokens']:,} tokens, {summary['session_seconds']:.1f} s)"
         )
         emit(f"valid perplexity {valid} (best {best})")
         emit(f"checkpoint {summary['checkpoint']}")

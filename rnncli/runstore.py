@@ -8,6 +8,7 @@ run (``.rnn/last_run``).  In data-parallel training only rank 0 has a store.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -131,6 +132,19 @@ class RunStore:
             return lines
         metrics = self.dir / "metrics.jsonl"  # a checkpoint from before the count was kept: trust the file
         return len(metrics.read_bytes().splitlines()) if metrics.exists() else 0
+
+    def last_valid_loss(self) -> float | None:
+        """The validation loss of the newest record that has one (None when there is none)."""
+        metrics = self.dir / "metrics.jsonl"
+        lines = metrics.read_text(encoding="utf-8").splitlines() if metrics.exists() else []
+        for line in reversed(lines):
+            try:
+                loss = json.loads(line).get("valid_loss")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(loss, int | float):
+                return float(loss)
+        return None
 
     def append_metrics(self, record: dict) -> None:
         append_metrics(self.dir, record)

@@ -71,6 +71,7 @@ class Progress:
     tokens: int = 0  # training tokens consumed so far (all workers together)
     lr: float = 0.0
     best_valid_loss: float = math.inf
+    valid_loss: float | None = None  # the last validation's loss (None before the first one)
     train_seconds: float = 0.0  # time spent in training windows, all sessions together
     epoch_nll: float = 0.0  # summed training loss of this epoch so far (so a resumed epoch reports it whole)
     epoch_tokens: int = 0  # training tokens of this epoch so far
@@ -351,19 +352,24 @@ def _train(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, stop:
         store.start_fresh()  # a new run, now that its input is known to be good
 
     run = _Run(cfg, trainer, store, vocab, data, valid, reporter, stop)
+    tokens_before = trainer.progress.tokens
     run.loop()
     p = trainer.progress
     best_loss = p.best_valid_loss
+    # the run as a whole (every session of it), so a finished, an extended and a fresh run read alike;
+    # train_seconds and tokens_per_sec cover the training windows only, session_seconds this command
     return {
         "checkpoint": str(store.best_or_dir()) if store else str(cfg.checkpoint.dir),
         "run_dir": str(cfg.checkpoint.dir),
         "epochs": p.epoch - 1 if p.pos == 0 else p.epoch,
         "steps": p.step,
         "tokens": p.tokens,
-        "train_seconds": time.perf_counter() - wall_start,
-        "tokens_per_sec": p.tokens / max(p.train_seconds, 1e-9),
-        "valid_loss": run.last_valid.loss if run.last_valid is not None else None,
-        "valid_ppl": run.last_valid.perplexity if run.last_valid is not None else None,
+        "train_seconds": p.train_seconds,
+        "tokens_per_sec": p.tokens / p.train_seconds if p.train_seconds > 0 else None,
+        "session_tokens": p.tokens - tokens_before,
+        "session_seconds": time.perf_counter() - wall_start,
+        "valid_loss": p.valid_loss,
+        "valid_ppl": _ppl(p.valid_loss) if p.valid_loss is not None else None,
         "best_valid_loss": best_loss if math.isfinite(best_loss) else None,
         "best_valid_ppl": _ppl(best_loss) if math.isfinite(best_loss) else None,
         "lr": p.lr,
@@ -536,6 +542,8 @@ class _Run:
             self.last_valid = valid
         valid_loss = valid.loss if valid is not None else math.inf
         is_best = valid is not None and valid_loss < p.best_valid_loss
+        if valid is not None:
+            p.valid_loss = valid.loss
         if is_best:
             p.best_valid_loss = valid_loss
         lr_used = t.opt.lr  # the last step's (annealed) rate
@@ -625,6 +633,8 @@ def _restore(ckpt: Checkpoint, trainer: Trainer, store: RunStore) -> list | None
     opt.steps = int(saved.pop("optimizer_steps", 0))
     progress = Progress(**{k: v for k, v in saved.items() if k in Progress.__dataclass_fields__})
     progress.best_valid_loss = float(progress.best_valid_loss)
+    if "valid_loss" not in saved:  # a checkpoint from before the field: its run's last record says it
+        progress.valid_loss = store.last_valid_loss()
     try:
         trainer.rng.bit_generator.state = ckpt.meta["rng"]
     except (KeyError, TypeError, ValueError):
