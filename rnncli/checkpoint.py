@@ -10,7 +10,8 @@ A training run owns one folder (``checkpoint.dir``)::
             trainer.safetensors  optimizer moments and the carried hidden state
             vocab.json           the vocabulary (ids, training counts)
             checkpoint.json      resolved config, tokenizer, progress, RNG state,
-                                 versions and the SHA-256 of the three files above
+                                 versions, the SHA-256 of the three files above
+                                 and its own (``meta_sha256``, over its other keys)
 
 A checkpoint is written under a temporary name, every file fsynced, then
 renamed into place; only then is ``index.json`` replaced (write, fsync,
@@ -41,6 +42,7 @@ META = "checkpoint.json"
 MODEL_FILE = "model.safetensors"
 TRAINER_FILE = "trainer.safetensors"
 VOCAB_FILE = "vocab.json"
+META_DIGEST = "meta_sha256"  # checkpoint.json's own checksum, over its other keys
 LAST_RUN_POINTER = Path(".rnn") / "last_run"  # relative to the folder `rnn train` ran in
 
 
@@ -147,6 +149,7 @@ def save_checkpoint(
             files[fname] = _write_bytes(tmp / fname, data)
             _pause()
         meta = dict(meta, format_version=FORMAT_VERSION, files=files, versions=versions())
+        meta[META_DIGEST] = _meta_digest(meta)
         _write_bytes(tmp / META, json.dumps(meta, indent=1, ensure_ascii=False).encode())
         _fsync_dir(tmp)
         _pause()
@@ -296,6 +299,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _meta_digest(meta: dict) -> str:
+    """SHA-256 of checkpoint.json's content without its own checksum: keys sorted, no spaces, so that
+    re-indenting the file keeps it valid and any change of a value does not."""
+    body = {k: v for k, v in meta.items() if k != META_DIGEST}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def load_checkpoint(path: Path, which: str = "best", with_trainer: bool = False) -> Checkpoint:
     """Read and verify a checkpoint; every problem is a CheckpointError naming the file."""
     ckpt = find_checkpoint(Path(path), which)
@@ -311,6 +322,12 @@ def load_checkpoint(path: Path, which: str = "best", with_trainer: bool = False)
         raise CheckpointError(
             f"{meta_path}: checkpoint format {version!r} is not supported by rnn {__version__} "
             f"(it reads format {FORMAT_VERSION})"
+        )
+    digest = meta.get(META_DIGEST)  # absent in checkpoints written before rnn kept it
+    if digest is not None and digest != _meta_digest(meta):
+        raise CheckpointError(
+            f"{meta_path}: checksum mismatch; the file was edited or damaged after it was written "
+            "(its settings, such as the tokenizer's, must match the weights)"
         )
     wanted = [MODEL_FILE, VOCAB_FILE] + ([TRAINER_FILE] if with_trainer else [])
     for name in wanted:
