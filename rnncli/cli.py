@@ -720,7 +720,8 @@ def score(files, checkpoint, fmt):
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Parallel streams; 1 carries the hidden state through the whole text (exact).",
+    help="Score N pieces of the text at once: faster, every token still scored, but each piece after the "
+    "first starts from a zero state; 1 carries the state through the whole text.",
 )
 @reports_errors
 def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size):

@@ -137,38 +137,50 @@ def evaluate(
     rank: bool = True,
     part: tuple[int, int] | None = None,
 ) -> EvalResult:
-    """Score a token stream with the hidden state carried through it.
+    """Score a token stream with the hidden state carried through it; every token is scored.
 
     ``start_id`` (normally ``<eos>``) is put in front so that the first token is
     predicted too, as the first word of a sentence.  With ``streams > 1`` the
-    text is cut into that many parallel pieces (faster, each piece starting
-    from a zero state, and the few tokens that do not fit dropped).  ``part = (lo, hi)``
-    scores only streams lo..hi-1 of those (a data-parallel worker's share); the shares'
-    sums add up to the whole.
+    targets are cut into that many consecutive pieces of equal length L, scored
+    in parallel (faster); each piece starts from a zero state, reading the last
+    token of the piece before it, and the last piece also scores the few targets
+    that do not fill a row (so ``tokens`` is always the number of targets,
+    whatever ``streams`` is).  ``part = (lo, hi)`` scores only pieces lo..hi-1 (a
+    data-parallel worker's share); the shares' sums add up to the whole.
     """
     if start_id is not None:
         ids = np.concatenate([np.array([start_id], dtype=ids.dtype), ids])
-    if len(ids) < 2:
-        return EvalResult(0, 0.0, 0, 0, 0)
-    streams = max(1, min(streams, len(ids) // 2))
-    from .data import batchify  # imported here: prediction needs none of the corpus reader
-
-    data = batchify(ids, streams)  # (rows, streams)
+    targets = len(ids) - 1
+    result = EvalResult(0, 0.0, 0, 0, 0)
+    if targets < 1:
+        return result
+    streams = max(1, min(streams, targets))
+    length = targets // streams  # targets per piece; the last piece also takes the remainder
+    lo, hi = part or (0, streams)
+    if hi <= lo:
+        return result
+    x = ids[: streams * length].reshape(streams, length)[lo:hi].T  # (L, pieces): piece j reads ids[jL ...]
+    y = ids[1 : streams * length + 1].reshape(streams, length)[lo:hi].T  # and predicts the token after each
     # rows x vocabulary floats per chunk: about 64 MB, large products, few Python steps
     chunk_rows = chunk_rows or max(streams, 16_000_000 // model.shape.vocab_size)
-    window = max(1, chunk_rows // streams)
-    result = EvalResult(0, 0.0, 0, 0, 0)
-    if part is not None:
-        data = data[:, part[0] : part[1]]
-        if data.shape[1] == 0:
-            return result
-    state = model.initial_state(data.shape[1])
-    for i in range(0, len(data) - 1, window):
-        x = data[i : i + window]
-        y = data[i + 1 : i + 1 + window]
-        x = x[: len(y)]
-        top, state, _ = model.hidden(x, state)
-        targets = y.reshape(-1)
+    state = _score_rows(model, x, y, None, chunk_rows, result, rank, unk_id)
+    if hi == streams and streams * length < targets:  # the remainder continues the last piece
+        last = np.array([hi - lo - 1])
+        state = [tuple(a[last] for a in layer) for layer in state]
+        rest_x = ids[streams * length : targets].reshape(-1, 1)
+        rest_y = ids[streams * length + 1 :].reshape(-1, 1)
+        _score_rows(model, rest_x, rest_y, state, chunk_rows, result, rank, unk_id)
+    return result
+
+
+def _score_rows(model, x, y, state, chunk_rows, result, rank, unk_id):
+    """Add the scores of targets y (T, B), read from inputs x, to result; returns the final state."""
+    window = max(1, chunk_rows // x.shape[1])
+    if state is None:
+        state = model.initial_state(x.shape[1])
+    for i in range(0, len(x), window):
+        top, state, _ = model.hidden(np.ascontiguousarray(x[i : i + window]), state)
+        targets = np.ascontiguousarray(y[i : i + window]).reshape(-1)
         target_lp, rank_of = model.output.score(model.params, top.reshape(-1, model.shape.hidden_size), targets)
         result.nll -= float(np.sum(target_lp))
         result.tokens += len(targets)
@@ -177,4 +189,4 @@ def evaluate(
             result.top5 += int(np.sum(rank_of < 5))
         if unk_id is not None:
             result.oov += int(np.sum(targets == unk_id))
-    return result
+    return state

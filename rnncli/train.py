@@ -197,7 +197,7 @@ class Trainer:
 
     def validate(self, ids: np.ndarray, streams: int, start_id: int):
         """Validation loss over ids, the streams shared among the workers and the sums reduced."""
-        S = max(1, min(streams, (len(ids) + 1) // 2))  # as evaluate() clamps it
+        S = max(1, min(streams, len(ids)))  # as evaluate() clamps it: len(ids) targets after the start token
         result = evaluate(self.model, ids, streams=S, start_id=start_id, rank=False, part=self.comm.share(S))
         result.nll, tokens = self.comm.sum_scalars([result.nll, result.tokens])
         result.tokens = int(tokens)

@@ -56,3 +56,45 @@ def test_an_edited_checkpoint_json_is_refused_with_the_file_named(workdir, runne
         assert result.exit_code == 1, args
         assert "checkpoint.json: checksum mismatch" in result.stderr and "Traceback" not in result.stderr
         assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("streams", [1, 2, 3, 7, 50, 10_000])
+def test_eval_scores_every_token_whatever_the_number_of_streams(streams):
+    import numpy as np
+
+    from rnncli.infer import evaluate
+    from rnncli.model import ModelShape, RNNModel
+
+    model = RNNModel(ModelShape(vocab_size=11, cell="lstm", embedding_size=4, hidden_size=5, layers=2))
+    model.init_params(np.random.default_rng(0), 0.5)
+    ids = np.random.default_rng(1).integers(0, 11, size=123).astype(np.int32)
+    whole = evaluate(model, ids, streams=streams, start_id=1, unk_id=0)
+    assert whole.tokens == len(ids) and whole.oov == int(np.sum(ids == 0))
+    # the pieces' own shares add up to the whole (the data-parallel validation relies on it)
+    pieces = max(1, min(streams, len(ids)))
+    cuts = sorted({0, pieces // 3, pieces // 2, pieces})
+    parts = [evaluate(model, ids, streams=streams, start_id=1, part=(a, b)) for a, b in zip(cuts, cuts[1:])]
+    assert sum(p.tokens for p in parts) == whole.tokens
+    assert sum(p.nll for p in parts) == pytest.approx(whole.nll, rel=1e-6)
+    if streams == 1:  # one stream is the exact, carried-state score: the same as one step at a time
+        state, nll = model.initial_state(1), 0.0
+        for x, y in zip(np.concatenate([[1], ids[:-1]]), ids):
+            top, state, _ = model.hidden(np.array([[x]], dtype=np.int32), state)
+            logits = top.reshape(1, -1) @ model.params["decoder.weight"].T + model.params["decoder.bias"]
+            logits = logits.astype(np.float64)
+            nll -= logits[0, y] - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+        assert whole.nll == pytest.approx(nll, rel=1e-4)
+
+
+def test_rnn_eval_reports_every_token_of_the_text(workdir, runner):
+    from rnncli.cli import main
+
+    run_training(load_config(write_config(workdir, train={"epochs": 1})))
+    counts = set()
+    for n in ("1", "4", "700", "100000"):
+        result = runner.invoke(main, ["eval", "train.txt", "-c", "run", "--batch-size", n, "--format", "json"])
+        assert result.exit_code == 0, result.stderr
+        counts.add(json.loads(result.stdout)["tokens"])
+    tokens = runner.invoke(main, ["tokenize", "train.txt", "-c", "run"]).stdout.split("\n")
+    expected = sum(len(line.split()) + 1 for line in tokens[:-1])  # each line's words and its <eos>
+    assert counts == {expected}
