@@ -172,38 +172,76 @@ def test_beam_of_width_one_is_greedy(stop):
         assert ids == g[0] and score == pytest.approx(g[1])
 
 
-@pytest.mark.parametrize("stop", [None, 2])
-def test_wider_beams_never_score_worse_than_greedy(stop):
-    for seed in range(12):
-        model = random_model(seed, cell="gru")
-        g_score = greedy(model, ctx(1), 6, stop_id=stop)[1]
-        for width in (2, 3, 5):
-            beams = beam_search(model, ctx(1), 6, width, stop_id=stop)
-            assert 1 <= len(beams) <= width
-            scores = [s for _, s in beams]
-            assert scores == sorted(scores, reverse=True)
-            assert scores[0] >= g_score - 1e-5  # float32 sums: a few ulps either way
+def exhaustive_continuations(model, context, n, exclude=(), stop_id=None) -> dict[tuple[int, ...], float]:
+    """Every continuation of up to n ids and its exact summed log-probability, by brute force.
+
+    All V^n sequences run as one batch through the whole window (not step by
+    step with a reordered state, as the search does), in float64.  A sequence
+    ends right after its first ``stop_id``; one holding an excluded id is left out.
+    """
+    V = model.shape.vocab_size
+    grid = np.stack(np.meshgrid(*[np.arange(V)] * n, indexing="ij"), axis=-1).reshape(-1, n)  # (V^n, n)
+    B = len(grid)
+    ids = np.concatenate([np.repeat(context[:, None], B, axis=1), grid.T], axis=0).astype(np.int32)  # (T, B)
+    top, _, _ = model.hidden(ids[:-1], model.initial_state(B))  # (T-1, B, H)
+    steps = top[len(context) - 1 :]  # (n, B, H): the states that predict each continuation id
+    logp = model.log_probs(steps.reshape(n * B, -1)).astype(np.float64).reshape(n, B, V)
+    picked = np.take_along_axis(logp, grid.T[:, :, None], axis=2)[:, :, 0]  # (n, B)
+    out: dict[tuple[int, ...], float] = {}
+    for col, seq in enumerate(grid.tolist()):
+        end = seq.index(stop_id) + 1 if stop_id in seq else n
+        seq = tuple(seq[:end])
+        if seq not in out and not set(seq) & set(exclude):
+            out[seq] = float(picked[:end, col].sum())
+    return out
 
 
-def test_beam_scores_are_the_model_log_probabilities():
-    model = random_model(2)
-    for ids, score in beam_search(model, ctx(1, 3), 5, 4):
-        full = np.concatenate([ctx(1, 3), ids]).astype(np.int32)
-        logp = score_sequences(model, [full[1:]], start_id=1)[0]
-        assert score == pytest.approx(float(logp[1:].sum()), rel=1e-5)  # logp[0] is the prompt's "3"
+BEAM_CASES = [
+    # (seed, vocab, n, exclude, stop_id)
+    (0, 6, 2, (), None),
+    (1, 6, 3, (), None),
+    (2, 7, 3, (0,), None),
+    (3, 6, 3, (), 2),
+    (4, 6, 4, (5,), None),
+    (5, 8, 3, (0, 1), 3),
+    (6, 6, 4, (), 1),
+]
 
 
-def test_beam_search_finds_the_exact_best_of_a_small_space():
-    model = random_model(9, vocab=4)
-    n = 3
-    best = max(
-        (float(score_sequences(model, [np.array([2, a, b, c])], start_id=1)[0][1:].sum()), [a, b, c])
-        for a in range(4)
-        for b in range(4)
-        for c in range(4)
-    )
-    [(ids, score)] = beam_search(model, ctx(1, 2), n, 64)[:1]
-    assert ids == best[1] and score == pytest.approx(best[0], rel=1e-5)
+@pytest.mark.parametrize("seed, vocab, n, exclude, stop", BEAM_CASES)
+def test_a_beam_as_wide_as_the_search_space_is_exact(seed, vocab, n, exclude, stop):
+    # with W >= V^(n-1) every prefix survives until the last step, so the search is exhaustive
+    model = random_model(seed, cell="gru", vocab=vocab)
+    model.params = {k: v.astype(np.float64) for k, v in model.params.items()}
+    model.dtype = np.dtype(np.float64)
+    prompt = ctx(1, 4)
+    truth = exhaustive_continuations(model, prompt, n, exclude, stop)
+    ranked = sorted(truth.items(), key=lambda kv: -kv[1])
+    width = vocab ** (n - 1)
+    for w in (width, width + 3):
+        got = beam_search(model, prompt, n, w, exclude=exclude, stop_id=stop)
+        want = ranked[:w]
+        assert [seq for seq, _ in got] == [list(seq) for seq, _ in want]
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed, vocab, n, exclude, stop", BEAM_CASES)
+def test_a_narrow_beam_returns_true_scores_best_first(seed, vocab, n, exclude, stop):
+    model = random_model(seed, cell="gru", vocab=vocab)
+    prompt = ctx(1, 4)
+    truth = exhaustive_continuations(model, prompt, n, exclude, stop)
+    best = max(truth.values())
+    for width in range(1, vocab ** (n - 1), max(1, vocab ** (n - 1) // 6)):
+        got = beam_search(model, prompt, n, width, exclude=exclude, stop_id=stop)
+        assert 1 <= len(got) <= width
+        seqs = [tuple(seq) for seq, _ in got]
+        assert len(set(seqs)) == len(seqs), seqs  # no continuation twice
+        for seq, score in got:
+            assert tuple(seq) in truth, seq  # a whole continuation: n ids, or ending at the stop id
+            assert score == pytest.approx(truth[tuple(seq)], abs=1e-5), seq
+        scores = [s for _, s in got]
+        assert scores == sorted(scores, reverse=True)
+        assert scores[0] <= best + 1e-5
 
 
 # ------------------------------------------------------------------- scoring
