@@ -23,7 +23,7 @@ from rnncli.model import RNNModel
 from rnncli.tokenizer import Tokenizer
 from rnncli.train import Reporter, TrainingInterrupted, run_training
 
-from .conftest import write_config
+from .conftest import TINY_TEXT, write_config
 
 
 def _weights(run_dir, which="last"):
@@ -280,13 +280,47 @@ def test_a_truncated_trainer_file_stops_resume(workdir, one_checkpoint):
 # --- memory ----------------------------------------------------------------------------------
 
 
+def _fresh_bytes(cache, reused: np.ndarray) -> int:
+    """Bytes of the arrays in a forward cache that each window allocates anew (what a leak would keep).
+
+    Views count once, by the array that owns their memory; the output layer's logits buffer is
+    reused from window to window, so keeping it would not grow memory, and it is left out.
+    """
+    owners: dict[int, np.ndarray] = {}
+    stack = [cache]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif isinstance(item, np.ndarray):
+            while isinstance(item.base, np.ndarray):
+                item = item.base
+            if not np.shares_memory(item, reused):
+                owners[id(item)] = item
+    return sum(a.nbytes for a in owners.values())
+
+
 def test_memory_is_in_the_metrics_and_flat_across_epochs(workdir):
-    cfg = load_config(write_config(workdir, train={"epochs": 6}))
+    # sized so that keeping one window's forward cache per step (the classic leak: a list of
+    # caches, a cache held by the model) adds several times the RSS noise between the epochs
+    (workdir / "train.txt").write_text(TINY_TEXT * 60, encoding="utf-8")
+    model_cfg = {"cell": "lstm", "embedding_size": 64, "hidden_size": 128}
+    train_cfg = {"epochs": 6, "batch_size": 16, "bptt": 20}
+    cfg = load_config(write_config(workdir, model=model_cfg, train=train_cfg))
     run_training(cfg)
     records = [json.loads(line) for line in (workdir / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(r["peak_rss_mb"] > 0 for r in records)
+
+    model, _, _, _ = load_model(cfg.checkpoint.dir)
+    T, B = cfg.train.bptt, cfg.train.batch_size
+    ids = np.zeros((T, B), dtype=np.int32)
+    _, _, cache = model.forward(ids, ids, model.initial_state(B))
+    window_mb = _fresh_bytes(cache, model.output._buf) / 2**20
+    steps = records[-1]["step"] - records[1]["step"]  # between the second epoch's end and the last's
+    leak_mb = window_mb * steps
+    assert leak_mb / 4 >= 8, (window_mb, steps)  # else the test could not tell a leak from noise
     rss = [r["rss_mb"] for r in records]
-    assert rss[-1] - rss[1] < 5, rss  # MB; a leak of one window's activations per step would show
+    assert rss[-1] - rss[1] < leak_mb / 4, (rss, f"one window's cache per step would add {leak_mb:.0f} MB")
 
 
 # --- tokenized-corpus cache ----------------------------------------------------------------------
