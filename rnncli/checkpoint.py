@@ -135,17 +135,18 @@ def save_checkpoint(
     name = unique_name(run_dir, name)
     final = run_dir / name
     tmp = run_dir / f".tmp-{name}-{os.getpid()}"
+    payload = {
+        MODEL_FILE: _tensor_bytes(weights),
+        TRAINER_FILE: _tensor_bytes(trainer),
+        VOCAB_FILE: json.dumps(vocab, ensure_ascii=False).encode(),
+    }
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
         files = {}
-        for fname, data in (
-            (MODEL_FILE, _tensor_bytes(weights)),
-            (TRAINER_FILE, _tensor_bytes(trainer)),
-            (VOCAB_FILE, json.dumps(vocab, ensure_ascii=False).encode()),
-        ):
+        for fname, data in payload.items():
             files[fname] = _write_bytes(tmp / fname, data)
             _pause()
         meta = dict(meta, format_version=FORMAT_VERSION, files=files, versions=versions())
@@ -160,8 +161,10 @@ def save_checkpoint(
         _pause()
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        size = sum(len(b) for b in payload.values())
+        needs = f" (a checkpoint takes {size / 1e6:.1f} MB)" if size >= 1e5 else f" (a checkpoint takes {size:,} bytes)"
         raise CheckpointError(
-            f"cannot write checkpoint in {run_dir}: {e.strerror or e}; the previous checkpoint is kept"
+            f"cannot write checkpoint in {run_dir}: {e.strerror or e}{needs}; {_what_is_kept(run_dir)}"
         ) from None
     index = read_index(run_dir)
     recent = [n for n in index.get("recent", [index.get("last")]) if n and n != name] + [name]
@@ -175,11 +178,17 @@ def save_checkpoint(
         write_atomic(run_dir / INDEX, json.dumps(index, indent=1).encode())
     except OSError as e:
         shutil.rmtree(final, ignore_errors=True)
-        raise CheckpointError(
-            f"cannot update {run_dir / INDEX}: {e.strerror or e}; the previous checkpoint is kept"
-        ) from None
+        raise CheckpointError(f"cannot update {run_dir / INDEX}: {e.strerror or e}; {_what_is_kept(run_dir)}") from None
     _prune(run_dir, keep=set(recent) | ({index["best"]} if keep_best else set()))
     return final
+
+
+def _what_is_kept(run_dir: Path) -> str:
+    """After a failed save: what the run folder still holds, and what to do."""
+    previous = read_index(run_dir).get("last") if run_dir.is_dir() else None
+    if previous:
+        return f"the previous checkpoint {previous} is kept: free some space, then continue with --resume"
+    return "no checkpoint was saved: free some space and start the run again"
 
 
 def _prune(run_dir: Path, keep: set[str]) -> None:

@@ -40,21 +40,32 @@ def reports_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            if sys.stdout is None:  # started with stdout closed (`>&-`): refuse before doing any work
+                from .errors import OutputError
+
+                raise OutputError("stdout is closed; give the command somewhere to write (a file, a pipe, /dev/null)")
             return fn(*args, **kwargs)
         except RnnError as e:
             label = getattr(e, "label", "error")  # "interrupted" for a signal that stopped training
             if not getattr(e, "silent", False):
                 click.echo(f"rnn: {label}: {e}", err=True)
+            if e.exit_code == EXIT_FAILURE and isinstance(e.__cause__, OSError):
+                _silence_stdout()  # the output failed: the interpreter's final flush must not fail again
             sys.exit(e.exit_code)
         except BrokenPipeError:
             # the reader went away (`rnn predict - | head -1`): stop quietly
-            # and point stdout at /dev/null so the interpreter's final flush cannot fail again
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-            except (OSError, ValueError):
-                pass
+            _silence_stdout()
             sys.exit(EXIT_OK)
+        except MemoryError:
+            click.echo(
+                "rnn: error: out of memory; use a smaller model, --batch-size or input, or a larger machine", err=True
+            )
+            sys.exit(EXIT_FAILURE)
+        except OSError as e:  # the safety net: a file or device failed under us (full disk, I/O error)
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"rnn: error: {where}{e.strerror or e}; nothing was written past that point", err=True)
+            _silence_stdout()
+            sys.exit(EXIT_FAILURE)
         except KeyboardInterrupt:
             click.echo("rnn: interrupted", err=True)
             sys.exit(130)
@@ -88,10 +99,37 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush of a failed stdout stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
+def write_lines(lines: list[str]) -> None:
+    """Lines of data on stdout in one write, flushed so that pipeline consumers see them at once.
+
+    A full disk or a failing device is an OutputError (one line, exit 1); a reader that went
+    away is a BrokenPipeError, which ends the command quietly.
+    """
+    if not lines:
+        return
+    try:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        from .errors import OutputError
+
+        raise OutputError(f"cannot write the results to stdout: {e.strerror or e}") from e
+
+
 def emit(line: str) -> None:
     """One line of data on stdout, flushed so that pipeline consumers see it at once."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    write_lines([line])
 
 
 class _Rnn(click.Group):
@@ -631,11 +669,8 @@ def predict(
         return
     many = len(prompts) != 1 or prompts == ("-",)
     for batch in _prompt_batches(prompts, input_file):
-        lines = predictor.lines(batch, many)
-        if lines:
-            # one write per batch: whole lines, flushed as soon as the batch is computed
-            sys.stdout.write("\n".join(lines) + "\n")
-            sys.stdout.flush()
+        # one write per batch: whole lines, flushed as soon as the batch is computed
+        write_lines(predictor.lines(batch, many))
 
 
 # ---------------------------------------------------------------------- score
@@ -691,9 +726,7 @@ def score(files, checkpoint, fmt):
                 shown = ", ".join(f"{w} {p:.3f}" for w, p in zip(toks, probs))
                 ppl_s = "n/a" if ppl is None else f"{ppl:.2f}"
                 out.append(f"{total:.3f}\t{ppl_s}\t{_one_line(line)}\t{shown}")
-        if out:
-            sys.stdout.write("\n".join(out) + "\n")
-            sys.stdout.flush()
+        write_lines(out)
 
 
 # ----------------------------------------------------------------------- eval
@@ -814,15 +847,13 @@ def tokenize(files, checkpoint):
             out.append(" ".join(sentence))
             sentence = []
             if len(out) >= 1024:
-                sys.stdout.write("\n".join(out) + "\n")
+                write_lines(out)
                 out = []
         else:
             sentence.append(token if token in known else "<unk>")
     if sentence:
         out.append(" ".join(sentence))
-    if out:
-        sys.stdout.write("\n".join(out) + "\n")
-    sys.stdout.flush()
+    write_lines(out)
 
 
 # --------------------------------------------------------------------- report

@@ -49,3 +49,15 @@ class TrainingInterrupted(RnnError):
     def __init__(self, message: str, signum: int, checkpoint=None):
         super().__init__(message, 128 + signum)
         self.checkpoint = checkpoint
+
+
+class OutputError(RnnError):
+    """Results cannot be written: stdout closed or on a full disk (exit 1; nothing else is lost)."""
+
+    exit_code = 1
+
+
+class ResourceError(RnnError):
+    """The machine lacks what a job needs (memory); says how much it would take."""
+
+    exit_code = 1

@@ -14,6 +14,7 @@ carry it into the next window without carrying the gradient.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,7 +45,7 @@ class ModelShape:
 
 
 class RNNModel:
-    def __init__(self, shape: ModelShape, dtype: np.dtype | type = np.float32):
+    def __init__(self, shape: ModelShape, dtype: np.dtype | type = np.float32, allocate: bool = True):
         if shape.cell not in CELLS:
             raise ValueError(f"unknown cell {shape.cell!r}")
         if shape.tie_weights and shape.embedding_size != shape.hidden_size:
@@ -58,9 +59,9 @@ class RNNModel:
         else:
             self.output = FullSoftmax(shape.vocab_size, shape.hidden_size, shape.tie_weights)
         self.dtype = np.dtype(dtype)
-        self.params: dict[str, np.ndarray] = {
-            name: np.zeros(s, dtype=self.dtype) for name, s in self.param_shapes().items()
-        }
+        self.params: dict[str, np.ndarray] = {}  # allocate=False: only the shapes (sizing a model)
+        if allocate:
+            self.params = {name: np.zeros(s, dtype=self.dtype) for name, s in self.param_shapes().items()}
 
     # ------------------------------------------------------------ parameters
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -105,7 +106,7 @@ class RNNModel:
             self.params[name][...] = w
 
     def num_params(self) -> int:
-        return sum(p.size for p in self.params.values())
+        return sum(math.prod(s) for s in self.param_shapes().values())
 
     # ----------------------------------------------------------------- state
     def initial_state(self, batch_size: int) -> State:

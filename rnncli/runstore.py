@@ -56,10 +56,11 @@ def _lock_holder(fd: int) -> str:
 
 
 def _remove_empty_run(run_dir: Path) -> None:
-    """Remove a run folder that holds nothing but the lock and an empty metrics file."""
-    leftovers = {p.name for p in run_dir.iterdir()} - {LOCK_FILE}
-    metrics = run_dir / "metrics.jsonl"
-    if leftovers <= {"metrics.jsonl"} and (not metrics.exists() or metrics.stat().st_size == 0):
+    """Remove a run folder (that this run created) in which no checkpoint was ever saved: it holds
+    only the lock, metrics records that no checkpoint backs (a first save failed, say on a full
+    disk) and the temporary folder of that save, so nothing in it could be resumed or used."""
+    leftovers = {p.name for p in run_dir.iterdir()} - {LOCK_FILE, "metrics.jsonl"}
+    if all(name.startswith((".tmp-", ".probe-")) for name in leftovers):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

@@ -34,7 +34,7 @@ from .checkpoint import Checkpoint
 from .comm import SingleProcess, limit_threads
 from .config import Config, TrainConfig, config_to_dict
 from .data import batchify, build_corpus, count_windows, windows
-from .errors import CheckpointError, ConfigError, RnnError, TrainingInterrupted
+from .errors import CheckpointError, ConfigError, ResourceError, RnnError, TrainingInterrupted
 from .infer import evaluate, load_weights
 from .model import ModelShape, RNNModel
 from .optim import clip_grad_norm_, make_optimizer
@@ -98,6 +98,40 @@ def model_shape(cfg: Config, vocab_size: int) -> ModelShape:
 def tokenizer_from_config(cfg: Config) -> Tokenizer:
     t = cfg.tokenizer
     return Tokenizer(mode=t.mode, lowercase=t.lowercase, sentence_eos=t.sentence_eos, line_eos=t.line_eos)
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel says a new allocation can get without swapping (None where unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def training_memory(model: RNNModel, tc, streams: int) -> int:
+    """A lower bound, in bytes, of what training this model takes: the weights, their gradients, the
+    optimizer's moments and the roll-back copy of both, and one window's logits (full softmax)."""
+    params = model.num_params()
+    moments = 2 if tc.optimizer == "adam" else 0
+    arrays = 3 + 2 * moments  # weights, gradients, snapshot; moments and their snapshot
+    logits = tc.bptt * streams * model.shape.vocab_size if model.shape.softmax == "full" else 0
+    return 4 * (arrays * params + logits)  # float32
+
+
+def check_memory(model: RNNModel, tc, streams: int) -> None:
+    """Refuse a model that cannot fit, before allocating it: touching more memory than the machine
+    has gets the process killed by the kernel, with no message and no checkpoint."""
+    need, have = training_memory(model, tc, streams), available_memory()
+    if have is not None and need > have:
+        gib = 1 << 30
+        raise ResourceError(
+            f"the model does not fit in memory: training it needs at least {need / gib:.1f} GiB "
+            f"({model.num_params():,} parameters, with gradients and optimizer state), and "
+            f"{have / gib:.1f} GiB is available; lower model.hidden_size, model.embedding_size, "
+            "model.layers or tokenizer.max_vocab"
+        )
 
 
 def _memory_mb() -> tuple[float | None, float]:
@@ -338,6 +372,7 @@ def _train(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, stop:
         start.train = start.valid = None  # the worker's columns are all it keeps
 
     try:
+        check_memory(RNNModel(model_shape(cfg, len(vocab)), allocate=False), tc, data.shape[1])
         model = RNNModel(model_shape(cfg, len(vocab)))
     except ValueError as e:  # e.g. adaptive cutoffs that do not fit this vocabulary
         raise ConfigError(f"{e}; the vocabulary has {len(vocab)} words") from None

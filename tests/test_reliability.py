@@ -149,9 +149,11 @@ def test_disk_full_keeps_the_previous_checkpoint_and_exits_1(workdir, monkeypatc
     monkeypatch.setattr(ckpt_mod, "_write_bytes", full_disk)
     result = runner.invoke(main, ["train", str(path), "-q", "--resume"])
     assert result.exit_code == 1, result.output
-    assert result.stderr.strip() == (
-        f"rnn: error: cannot write checkpoint in {run}: No space left on device; the previous checkpoint is kept"
+    assert result.stderr.startswith(f"rnn: error: cannot write checkpoint in {run}: No space left on device (")
+    assert result.stderr.strip().endswith(
+        f"; the previous checkpoint {folders_before[-1]} is kept: free some space, then continue with --resume"
     )
+    assert result.stderr.count("\n") == 1
     assert (run / "index.json").read_bytes() == index_before
     assert _ckpt_folders(run) == folders_before
     assert not [p for p in run.iterdir() if p.name.startswith(".tmp-")]
@@ -221,6 +223,7 @@ def _rehash(ckpt: Path, name: str) -> None:
     meta_path = ckpt / "checkpoint.json"
     meta = json.loads(meta_path.read_text())
     meta["files"][name] = ckpt_mod._sha256(ckpt / name)
+    meta[ckpt_mod.META_DIGEST] = ckpt_mod._meta_digest(meta)  # and checkpoint.json's own checksum
     meta_path.write_text(json.dumps(meta))
 
 

@@ -98,3 +98,74 @@ def test_rnn_eval_reports_every_token_of_the_text(workdir, runner):
     tokens = runner.invoke(main, ["tokenize", "train.txt", "-c", "run"]).stdout.split("\n")
     expected = sum(len(line.split()) + 1 for line in tokens[:-1])  # each line's words and its <eos>
     assert counts == {expected}
+
+
+def _rnn(args, cwd, **kw):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "rnncli", *args], cwd=cwd, capture_output=False, text=True, **kw)
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_or_closed_stdout_is_one_line_and_exit_1(workdir):
+    import subprocess
+    import sys
+
+    run_training(load_config(write_config(workdir, train={"epochs": 1})))
+    cases = [["predict", "o menino"], ["eval", "train.txt"], ["score", "train.txt"], ["tokenize", "train.txt"]]
+    for args in cases:
+        with open("/dev/full", "w") as full:
+            result = _rnn([*args, "-c", "run"], workdir, stdout=full, stderr=subprocess.PIPE)
+        assert result.returncode == 1, args
+        assert result.stderr == "rnn: error: cannot write the results to stdout: No space left on device\n", args
+    closed = subprocess.run(
+        ["sh", "-c", f"exec {sys.executable} -m rnncli predict 'o menino' -c run >&-"],
+        cwd=workdir,
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert closed.returncode == 1 and closed.stderr.startswith("rnn: error: stdout is closed")
+    assert closed.stderr.count("\n") == 1
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_what_was_saved(workdir, monkeypatch):
+    import errno
+
+    from rnncli import checkpoint
+    from rnncli.errors import CheckpointError
+
+    real = checkpoint._write_bytes
+    calls = {"n": 0, "fail_after": 0}
+
+    def full_disk(path, data):
+        calls["n"] += 1
+        if calls["n"] > calls["fail_after"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(checkpoint, "_write_bytes", full_disk)
+    path = write_config(workdir, train={"epochs": 2})
+    with pytest.raises(CheckpointError, match="no checkpoint was saved: free some space and start the run again"):
+        run_training(load_config(path))
+    assert not (workdir / "run").exists()  # a run that never saved leaves no folder behind
+
+    calls.update(n=0, fail_after=5)  # the first checkpoint (4 files and the index) lands, the second does not
+    with pytest.raises(CheckpointError, match=r"the previous checkpoint ckpt-\S+ is kept: .* --resume"):
+        run_training(load_config(path))
+    saved = sorted(p.name for p in (workdir / "run").iterdir())
+    assert [n for n in saved if n.startswith("ckpt-")] == [json.loads((workdir / "run/index.json").read_text())["last"]]
+    assert not [n for n in saved if n.startswith(".tmp")]
+    monkeypatch.setattr(checkpoint, "_write_bytes", real)
+    resumed = run_training(load_config(path), resume=True)  # space freed: the run goes on from what was kept
+    assert resumed["epochs"] == 2
+
+
+def test_a_model_too_large_for_memory_is_refused_before_it_is_allocated(workdir):
+    from rnncli.errors import ResourceError
+
+    huge = write_config(workdir, model={"hidden_size": 1_000_000, "embedding_size": 1_000_000})
+    with pytest.raises(ResourceError, match=r"needs at least [\d.]+ GiB .* GiB is available; lower model"):
+        run_training(load_config(huge))
+    assert not (workdir / "run").exists()
