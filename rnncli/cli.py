@@ -296,76 +296,16 @@ def _usage(message: str):
 PROMPT_BATCH = 2048  # prompts per network batch when reading a stream
 
 
-def _line_batches(stream, source: str, limit: int = PROMPT_BATCH):
-    """Lines of a binary stream, without their line breaks, in batches.
+def _prompt_batches(prompts: tuple[str, ...], input_file: str | None, reading: dict | None = None):
+    """Batches of prompts: the arguments, `--input FILE`, or stdin (no prompt, '-', or `--input -`).
 
-    A batch holds the lines that have already arrived (up to ``limit``), so a
-    fast producer (a file, a pipe from `cat`) gets full minibatches and a slow
-    one (`tail -f`) gets each result as soon as its line is in.
+    Files and stdin go through `data.line_batches`, the reader `train`/`eval` share in spirit: gzip
+    (files), the checkpoint's ``data.encoding``, and a bad line named by its number (``reading``
+    holds ``encoding``, ``errors`` and ``warn``; strict UTF-8 when not given).
     """
-    try:
-        import select
+    from .data import file_line_batches, line_batches
 
-        fd = stream.fileno()
-        select.select([fd], [], [], 0)
-
-        def read() -> bytes:
-            return os.read(fd, 1 << 16)
-
-        def more() -> bool:
-            return bool(select.select([fd], [], [], 0)[0])
-
-    except (AttributeError, OSError, ValueError):  # no real file descriptor (tests, Windows pipes)
-
-        def read() -> bytes:
-            return stream.read1(1 << 16) if hasattr(stream, "read1") else stream.read(1 << 16)
-
-        def more() -> bool:
-            return True
-
-    lineno = 0
-
-    def decode(lines: list[bytes]) -> list[str]:
-        nonlocal lineno
-        try:
-            text = b"\n".join(lines).decode("utf-8")
-        except UnicodeDecodeError:
-            for n, line in enumerate(lines, lineno + 1):
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError:
-                    from .errors import DataError
-
-                    raise DataError(f"{source}: line {n} is not UTF-8 text") from None
-        if lineno == 0 and text.startswith("\ufeff"):
-            text = text[1:]
-        lineno += len(lines)
-        out = text.split("\n")
-        return [s[:-1] if s.endswith("\r") else s for s in out]
-
-    pending: list[bytes] = []
-    tail = b""
-    while True:
-        chunk = read()
-        if not chunk:
-            break
-        parts = (tail + chunk).split(b"\n")
-        tail = parts.pop()
-        pending.extend(parts)
-        while len(pending) >= limit:
-            yield decode(pending[:limit])
-            pending = pending[limit:]
-        if pending and not more():
-            yield decode(pending)
-            pending = []
-    if tail:
-        pending.append(tail)
-    if pending:
-        yield decode(pending)
-
-
-def _prompt_batches(prompts: tuple[str, ...], input_file: str | None):
-    """Batches of prompts: the arguments, `--input FILE`, or stdin (no prompt, '-', or `--input -`)."""
+    reading = reading or {}
     if input_file is not None and prompts:
         raise _usage("give prompts as arguments or with --input FILE, not both")
     if prompts and prompts != ("-",):
@@ -375,23 +315,30 @@ def _prompt_batches(prompts: tuple[str, ...], input_file: str | None):
             yield list(prompts[lo : lo + PROMPT_BATCH])
         return
     if input_file is not None and input_file != "-":
-        yield from _file_line_batches(input_file, f"--input {input_file}")
+        yield from file_line_batches(input_file, f"--input {input_file}", PROMPT_BATCH, **reading)
         return
-    yield from _line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin")
+    yield from line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin", PROMPT_BATCH, **reading)
 
 
-def _file_line_batches(path: str, label: str):
-    """_line_batches over a file, closed also when the consumer stops early."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115 (closed below)
-    except OSError as e:
-        from .errors import DataError
+def _reading(ckpt, errors: str | None) -> dict:
+    """How prompt files are decoded: the checkpoint's data.encoding, and --errors (or data.errors)."""
+    data_cfg = ckpt.meta.get("config", {}).get("data", {})
+    return {
+        "encoding": data_cfg.get("encoding", "utf-8"),
+        "errors": errors or data_cfg.get("errors", "strict"),
+        "warn": lambda text: click.echo(f"rnn: warning: {text}", err=True),
+    }
 
-        raise DataError(f"{label}: cannot read ({e.strerror})") from None
-    try:
-        yield from _line_batches(f, path)
-    finally:
-        f.close()
+
+errors_option = click.option(
+    "--errors",
+    "errors",
+    type=click.Choice(["strict", "replace"]),
+    default=None,
+    help="A line that is not valid text in the checkpoint's data.encoding: strict stops with its line number "
+    "(exit 2); replace swaps the bad bytes for U+FFFD, warns with the line number and goes on  "
+    "[default: the checkpoint's data.errors, normally strict]",
+)
 
 
 def _one_line(text: str) -> str:
@@ -554,10 +501,10 @@ def _interactive(predictor: _Predictor) -> None:
 @click.option(
     "--generate",
     "-g",
-    type=click.IntRange(min=0),
-    default=0,
+    type=click.IntRange(min=1),
+    default=None,
     metavar="N",
-    help="Continue each prompt by N sampled words instead of listing the top words.",
+    help="Continue each prompt by N sampled words (N >= 1) instead of listing the top words.",
 )
 @click.option(
     "--temperature",
@@ -596,6 +543,7 @@ def _interactive(predictor: _Predictor) -> None:
     is_flag=True,
     help="Prompt at the terminal, one line at a time [default when stdin is a terminal and no prompt is given].",
 )
+@errors_option
 @reports_errors
 def predict(
     prompts,
@@ -613,6 +561,7 @@ def predict(
     stop_at_eos,
     beam,
     interactive,
+    errors,
 ):
     """Print the most likely next words after each PROMPT, or continue it (--generate, --beam).
 
@@ -648,7 +597,7 @@ def predict(
     from .checkpoint import default_checkpoint
     from .infer import load_model
 
-    model, tokenizer, vocab, _ = load_model(default_checkpoint(checkpoint))
+    model, tokenizer, vocab, ckpt = load_model(default_checkpoint(checkpoint))
     opts = {
         "fmt": fmt,
         "k": k,
@@ -668,7 +617,7 @@ def predict(
         _interactive(predictor)
         return
     many = len(prompts) != 1 or prompts == ("-",)
-    for batch in _prompt_batches(prompts, input_file):
+    for batch in _prompt_batches(prompts, input_file, _reading(ckpt, errors)):
         # one write per batch: whole lines, flushed as soon as the batch is computed
         write_lines(predictor.lines(batch, many))
 
@@ -680,8 +629,9 @@ def predict(
 @format_option(
     "text: logprob<TAB>perplexity<TAB>line<TAB>words; json: one object per line; tsv: line<TAB>word<TAB>prob.", tsv=True
 )
+@errors_option
 @reports_errors
-def score(files, checkpoint, fmt):
+def score(files, checkpoint, fmt, errors):
     """Score each line of FILES (stdin when none or '-'): log-probability, perplexity, per-word probabilities.
 
     Each line is read as a sentence on its own (from a zero state, after an
@@ -694,14 +644,17 @@ def score(files, checkpoint, fmt):
 
     if len(files) > 1 and "-" in files:
         raise _usage("give files or '-' for stdin, not both")
-    model, tokenizer, vocab, _ = load_model(default_checkpoint(checkpoint))
+    model, tokenizer, vocab, ckpt = load_model(default_checkpoint(checkpoint))
+    reading = _reading(ckpt, errors)
 
     def batches():
+        from .data import file_line_batches, line_batches
+
         if not files or files == ("-",):
-            yield from _line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin")
+            yield from line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin", PROMPT_BATCH, **reading)
             return
         for path in files:
-            yield from _file_line_batches(path, path)
+            yield from file_line_batches(path, path, PROMPT_BATCH, **reading)
 
     for lines in batches():
         tokens = [tokenizer.tokenize(line) for line in lines]

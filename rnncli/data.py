@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import zlib
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -358,3 +359,122 @@ def windows(data: np.ndarray, bptt: int, start: int = 0) -> Iterator[tuple[int, 
 
 def count_windows(rows: int, bptt: int) -> int:
     return max(0, -(-(rows - 1) // bptt))
+
+
+# ------------------------------------------------------------- prompt lines
+def line_batches(
+    stream,
+    source: str,
+    limit: int,
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    warn=None,
+) -> Iterator[list[str]]:
+    """Lines of a binary stream (prompts, lines to score), without their line breaks, in batches.
+
+    A batch holds the lines that have already arrived (up to ``limit``), so a fast producer (a
+    file, a pipe from `cat`) gets full minibatches and a slow one (`tail -f`) gets each result as
+    soon as its line is in.  Lines are decoded with ``encoding``; a line that is not valid text is
+    a DataError naming ``source`` and the line number (``errors="strict"``), or is decoded with
+    the ``errors`` handler ("replace": U+FFFD) and reported through ``warn``.
+    """
+    if not _is_ascii_superset(encoding):  # lines cannot be split as bytes: decode the whole stream
+        text = io.TextIOWrapper(stream, encoding=encoding, errors=errors, newline=None)
+        try:
+            lines = [line.rstrip("\n") for line in text]
+        except UnicodeDecodeError:
+            raise DataError(f"{source}: not valid {encoding} text; use --errors replace") from None
+        for lo in range(0, len(lines), limit):
+            yield lines[lo : lo + limit]
+        return
+    read, more = _reader(stream)
+    decode = _LineDecoder(source, encoding, errors, warn)
+    pending: list[bytes] = []
+    tail = b""
+    while True:
+        chunk = read()
+        if not chunk:
+            break
+        parts = (tail + chunk).split(b"\n")
+        tail = parts.pop()
+        pending.extend(parts)
+        while len(pending) >= limit:
+            yield decode(pending[:limit])
+            pending = pending[limit:]
+        if pending and not more():
+            yield decode(pending)
+            pending = []
+    if tail:
+        pending.append(tail)
+    if pending:
+        yield decode(pending)
+
+
+def _reader(stream):
+    """(read, more): read a chunk as soon as some bytes are in; whether more are waiting now."""
+    try:
+        import select
+
+        fd = stream.fileno()
+        select.select([fd], [], [], 0)
+        if isinstance(stream, gzip.GzipFile):
+            raise ValueError  # the descriptor holds compressed bytes
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):  # no usable descriptor
+
+        def read() -> bytes:
+            return stream.read1(1 << 16) if hasattr(stream, "read1") else stream.read(1 << 16)
+
+        return read, lambda: True
+    return (lambda: os.read(fd, 1 << 16)), (lambda: bool(select.select([fd], [], [], 0)[0]))
+
+
+class _LineDecoder:
+    """Decodes batches of raw lines, counting them so a bad one is named by its number."""
+
+    def __init__(self, source: str, encoding: str, errors: str, warn):
+        self.source, self.encoding, self.errors, self.warn = source, encoding, errors, warn
+        self.lineno = 0
+
+    def __call__(self, lines: list[bytes]) -> list[str]:
+        try:
+            text = b"\n".join(lines).decode(self.encoding)
+        except UnicodeDecodeError:
+            text = "\n".join(self._one(n, line) for n, line in enumerate(lines, self.lineno + 1))
+        if self.lineno == 0 and text.startswith("\ufeff"):
+            text = text[1:]
+        self.lineno += len(lines)
+        return [s[:-1] if s.endswith("\r") else s for s in text.split("\n")]
+
+    def _one(self, n: int, line: bytes) -> str:
+        try:
+            return line.decode(self.encoding)
+        except UnicodeDecodeError as e:
+            if self.errors == "strict":
+                raise DataError(
+                    f"{self.source}: line {n} is not valid {self.encoding} (byte {e.start + 1}); fix the line, "
+                    "or pass --errors replace to replace the bad bytes and go on"
+                ) from None
+        if self.warn is not None:
+            self.warn(f"{self.source}: line {n} is not valid {self.encoding}; its bad bytes were replaced (U+FFFD)")
+        return line.decode(self.encoding, self.errors)
+
+
+def file_line_batches(path: str, label: str, limit: int, **reading) -> Iterator[list[str]]:
+    """line_batches over a file (gunzipped when it is gzip-compressed), closed also when the
+    consumer stops early; a folder, a missing file or a damaged .gz is a DataError naming it."""
+    try:
+        raw = open(path, "rb", buffering=0)  # noqa: SIM115 (closed below); unbuffered: read by descriptor
+    except IsADirectoryError:
+        raise DataError(f"{label}: is a folder, not a text file") from None
+    except OSError as e:
+        raise DataError(f"{label}: cannot read ({e.strerror})") from None
+    try:
+        head = raw.read(2)
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
+        try:
+            yield from line_batches(stream, path, limit, **reading)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+            raise DataError(f"{label}: cannot read ({e or 'damaged or truncated .gz'})") from None
+    finally:
+        raw.close()

@@ -169,3 +169,48 @@ def test_a_model_too_large_for_memory_is_refused_before_it_is_allocated(workdir)
     with pytest.raises(ResourceError, match=r"needs at least [\d.]+ GiB .* GiB is available; lower model"):
         run_training(load_config(huge))
     assert not (workdir / "run").exists()
+
+
+def test_prompt_files_are_read_as_train_reads_them_gzip_encoding_and_bad_lines(workdir, runner):
+    import gzip
+
+    from rnncli.cli import main
+
+    (workdir / "train.txt").write_text((workdir / "train.txt").read_text(encoding="utf-8"), encoding="latin-1")
+    run_training(load_config(write_config(workdir, data={"encoding": "latin-1"}, train={"epochs": 1})))
+    prompts = ["o menino", "a mãe trouxe", "sentindo-se"]
+    (workdir / "p.txt").write_text("\n".join(prompts) + "\n", encoding="latin-1")  # the checkpoint's encoding
+    with gzip.open(workdir / "p.txt.gz", "wt", encoding="latin-1") as f:
+        f.write("\n".join(prompts) + "\n")
+    reference = runner.invoke(main, ["predict", *prompts, "-c", "run"])
+    assert reference.exit_code == 0
+    for args in (["predict", "--input", "p.txt"], ["predict", "--input", "p.txt.gz"]):
+        result = runner.invoke(main, [*args, "-c", "run"])
+        assert result.exit_code == 0 and result.stdout == reference.stdout, args
+    plain = runner.invoke(main, ["score", "p.txt", "-c", "run"])
+    assert plain.exit_code == 0 and "a mãe trouxe" in plain.stdout
+    assert runner.invoke(main, ["score", "p.txt.gz", "-c", "run"]).stdout == plain.stdout
+
+    # a bad line among many: named by its number; with --errors replace, replaced and the rest answered
+    (workdir / "train.txt").write_text((workdir / "train.txt").read_text(encoding="latin-1"), encoding="utf-8")
+    run_training(load_config(write_config(workdir, checkpoint={"dir": str(workdir / "utf8")}, train={"epochs": 1})))
+    (workdir / "bad.txt").write_bytes(b"o menino\nele \xff\xfe saiu\nsentindo-se\n")
+    for command in (["predict", "--input"], ["score"]):
+        strict = runner.invoke(main, [*command, "bad.txt", "-c", "utf8"])
+        assert strict.exit_code == 2, command
+        assert strict.stderr.startswith("rnn: error: bad.txt: line 2 is not valid utf-8") and "--errors replace" in (
+            strict.stderr
+        )
+        replaced = runner.invoke(main, [*command, "bad.txt", "-c", "utf8", "--errors", "replace"])
+        assert replaced.exit_code == 0, command
+        assert replaced.stderr == "rnn: warning: bad.txt: line 2 is not valid utf-8; its bad bytes were replaced (U+FFFD)\n"
+        assert len(replaced.stdout.splitlines()) == 3 and "\ufffd" in replaced.stdout.splitlines()[1]
+
+
+def test_generate_zero_is_refused_and_the_range_is_in_the_help(workdir, runner):
+    from rnncli.cli import main
+
+    run_training(load_config(write_config(workdir, train={"epochs": 1})))
+    result = runner.invoke(main, ["predict", "o menino", "-c", "run", "--generate", "0"])
+    assert result.exit_code == 2 and result.stderr.startswith("rnn: error: Invalid value for '--generate'")
+    assert "N >= 1" in runner.invoke(main, ["predict", "--help"]).stdout
