@@ -203,7 +203,8 @@ def test_prompt_files_are_read_as_train_reads_them_gzip_encoding_and_bad_lines(w
         )
         replaced = runner.invoke(main, [*command, "bad.txt", "-c", "utf8", "--errors", "replace"])
         assert replaced.exit_code == 0, command
-        assert replaced.stderr == "rnn: warning: bad.txt: line 2 is not valid utf-8; its bad bytes were replaced (U+FFFD)\n"
+        warning = "rnn: warning: bad.txt: line 2 is not valid utf-8; its bad bytes were replaced (U+FFFD)\n"
+        assert replaced.stderr == warning
         assert len(replaced.stdout.splitlines()) == 3 and "\ufffd" in replaced.stdout.splitlines()[1]
 
 
