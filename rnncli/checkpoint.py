@@ -316,9 +316,42 @@ def _meta_digest(meta: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def load_checkpoint(path: Path, which: str = "best", with_trainer: bool = False) -> Checkpoint:
-    """Read and verify a checkpoint; every problem is a CheckpointError naming the file."""
-    ckpt = find_checkpoint(Path(path), which)
+def load_checkpoint(path: Path, which: str = "best", with_trainer: bool = False, suggest: bool = True) -> Checkpoint:
+    """Read and verify a checkpoint; every problem is a CheckpointError naming the file.
+
+    When ``path`` is a run folder whose chosen checkpoint is damaged, the error says which other
+    checkpoint of the run is intact and how to use it (``suggest``).
+    """
+    path = Path(path)
+    ckpt = find_checkpoint(path, which)
+    try:
+        return _load_verified(ckpt, with_trainer)
+    except CheckpointError as e:
+        other = intact_alternative(path, ckpt.name, with_trainer) if suggest and ckpt != path else None
+        if other is None:
+            raise
+        raise CheckpointError(
+            f"{e}; {other} of this run is intact: use --checkpoint {path / other}", e.exit_code
+        ) from None
+
+
+def intact_alternative(run_dir: Path, broken: str, with_trainer: bool = False) -> str | None:
+    """Another checkpoint of the run (the best, the last, then the recent ones) that loads and verifies."""
+    try:
+        index = read_index(run_dir)
+    except CheckpointError:
+        return None
+    names = [index.get("best"), index.get("last"), *reversed(index.get("recent") or [])]
+    for name in dict.fromkeys(n for n in names if isinstance(n, str) and n != broken):
+        try:
+            _load_verified(run_dir / name, with_trainer)
+        except CheckpointError:
+            continue
+        return name
+    return None
+
+
+def _load_verified(ckpt: Path, with_trainer: bool) -> Checkpoint:
     meta_path = ckpt / META
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

@@ -235,14 +235,23 @@ class _BarReporter:
     help="Override a config key, e.g. --set train.epochs=3 (repeatable; value read as YAML).",
 )
 @click.option("--resume", is_flag=True, help="Continue the run in checkpoint.dir from its last checkpoint.")
+@click.option(
+    "--from",
+    "resume_from",
+    metavar="NAME",
+    default=None,
+    help="With --resume: the checkpoint to continue from: last, best, or a ckpt-* folder of the run  [default: last]",
+)
 @click.option("--overwrite", is_flag=True, help="Start a new run even if checkpoint.dir holds one.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-epoch lines on stderr.")
 @format_option("json: print one JSON object with the run's summary on stdout.")
 @reports_errors
-def train(config, overrides, resume, overwrite, quiet, fmt):
+def train(config, overrides, resume, resume_from, overwrite, quiet, fmt):
     """Train a model as CONFIG says (a YAML file; see configs/reference.yaml)."""
     if resume and overwrite:
         raise _usage("--resume and --overwrite exclude each other")
+    if resume_from is not None and not resume:
+        raise _usage("--from NAME chooses the checkpoint that --resume continues from; add --resume")
     from .comm import communicator
     from .config import load_config
     from .signals import handle_signals
@@ -253,7 +262,13 @@ def train(config, overrides, resume, overwrite, quiet, fmt):
         cfg = load_config(config, overrides)
         with handle_signals() as stop:
             summary = run_training(
-                cfg, resume=resume, overwrite=overwrite, reporter=_BarReporter(quiet), stop=stop, comm=comm
+                cfg,
+                resume=resume,
+                overwrite=overwrite,
+                reporter=_BarReporter(quiet),
+                stop=stop,
+                comm=comm,
+                resume_from=resume_from or "last",
             )
     except TrainingInterrupted as e:
         if e.checkpoint is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from .checkpoint import (
     Checkpoint,
     append_metrics,
+    intact_alternative,
     load_checkpoint,
     read_index,
     remember_last_run,
@@ -75,8 +76,26 @@ class RunStore:
     def has_run(self) -> bool:
         return bool(self.index().get("last"))
 
-    def load_last(self) -> Checkpoint:
-        return load_checkpoint(self.dir, which="last", with_trainer=True)
+    def load_for_resume(self, which: str = "last") -> Checkpoint:
+        """The checkpoint to resume from: ``last`` (normally), ``best``, or a ckpt-* folder of the run.
+
+        A damaged one is refused, naming its file and an intact checkpoint to resume from instead.
+        """
+        try:
+            if which in ("last", "best"):
+                return load_checkpoint(self.dir, which=which, with_trainer=True, suggest=False)
+            if not (self.dir / which / "checkpoint.json").exists():
+                raise CheckpointError(f"--from {which}: no such checkpoint in {self.dir}", 2)
+            return load_checkpoint(self.dir / which, with_trainer=True)
+        except CheckpointError as e:
+            if e.exit_code != 1:
+                raise
+            broken = which if which not in ("last", "best") else read_index(self.dir).get(which)
+            other = intact_alternative(self.dir, broken, with_trainer=True)
+            if other is None:
+                raise
+            how = "--from best" if other == read_index(self.dir).get("best") else f"--from {other}"
+            raise CheckpointError(f"{e}; {other} is intact: resume from it with --resume {how}") from None
 
     @contextlib.contextmanager
     def lock(self):

@@ -330,6 +330,7 @@ def run_training(
     reporter: Reporter | None = None,
     stop: StopRequest | None = None,
     comm=None,
+    resume_from: str = "last",
 ) -> dict:
     """Train as the config says; returns the summary that `rnn train --format json` prints.
 
@@ -350,10 +351,12 @@ def run_training(
         if comm.is_root:  # rank 0 alone owns the run folder, and holds it for the whole run
             store = RunStore(Path(cfg.checkpoint.dir), cfg.checkpoint.keep, cfg.checkpoint.keep_best)
         comm.root_does(lambda: scope.enter_context(store.lock()))
-        return _train(cfg, resume, overwrite, reporter, stop, comm, store)
+        return _train(cfg, resume and resume_from, overwrite, reporter, stop, comm, store)
 
 
-def _train(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, stop: StopRequest, comm, store) -> dict:
+def _train(
+    cfg: Config, resume: str | bool, overwrite: bool, reporter: Reporter, stop: StopRequest, comm, store
+) -> dict:
     wall_start = time.perf_counter()
     tc = cfg.train
     if tc.batch_size % comm.size:
@@ -413,13 +416,13 @@ def _train(cfg: Config, resume: bool, overwrite: bool, reporter: Reporter, stop:
     }
 
 
-def _prepare(cfg: Config, store: RunStore, resume: bool, overwrite: bool, reporter: Reporter) -> _Start:
+def _prepare(cfg: Config, store: RunStore, resume: str | bool, overwrite: bool, reporter: Reporter) -> _Start:
     """Rank 0: the resume policy, the corpus, and the checks that need its size."""
     ckpt = None
     if resume:
         if not store.has_run():
             raise CheckpointError(f"nothing to resume in {store.dir}: no checkpoint there yet; run without --resume", 2)
-        ckpt = store.load_last()
+        ckpt = store.load_for_resume(resume)  # "last", "best" or a checkpoint folder's name
         _check_resumable(cfg, ckpt.meta.get("config", {}), store.dir)
     elif store.has_run() and not overwrite:
         raise CheckpointError(

@@ -215,3 +215,34 @@ def test_generate_zero_is_refused_and_the_range_is_in_the_help(workdir, runner):
     result = runner.invoke(main, ["predict", "o menino", "-c", "run", "--generate", "0"])
     assert result.exit_code == 2 and result.stderr.startswith("rnn: error: Invalid value for '--generate'")
     assert "N >= 1" in runner.invoke(main, ["predict", "--help"]).stdout
+
+
+def test_a_damaged_last_checkpoint_says_how_to_resume_from_an_intact_one(workdir, runner):
+    from rnncli.cli import main
+
+    path = write_config(workdir, train={"epochs": 2}, checkpoint={"dir": str(workdir / "run"), "keep": 2})
+    run_training(load_config(path))
+    index = json.loads((workdir / "run/index.json").read_text())
+    older = [n for n in index["recent"] if n != index["last"]][0]
+    weights = workdir / "run" / index["last"] / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 1  # one flipped bit in the last checkpoint's weights
+    weights.write_bytes(bytes(data))
+
+    resumed = runner.invoke(main, ["train", str(path), "-q", "--resume", "--set", "train.epochs=3"])
+    assert resumed.exit_code == 1 and resumed.stderr.count("\n") == 1
+    assert "model.safetensors: checksum mismatch" in resumed.stderr
+    assert resumed.stderr.rstrip().endswith(f"{older} is intact: resume from it with --resume --from {older}")
+    reading = runner.invoke(main, ["predict", "o menino", "-c", "run"])  # best == last here
+    assert reading.exit_code == 1 and f"use --checkpoint run/{older}" in reading.stderr
+
+    index["best"] = older  # as when a later epoch validated worse
+    (workdir / "run/index.json").write_text(json.dumps(index))
+    resumed = runner.invoke(main, ["train", str(path), "-q", "--resume", "--set", "train.epochs=3"])
+    assert resumed.stderr.rstrip().endswith("is intact: resume from it with --resume --from best")
+    ok = runner.invoke(main, ["train", str(path), "-q", "--resume", "--from", "best", "--set", "train.epochs=3"])
+    assert ok.exit_code == 0, ok.stderr
+    records = [json.loads(line) for line in (workdir / "run/metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]  # the damaged epoch's record was redone, not kept twice
+    bad = runner.invoke(main, ["train", str(path), "-q", "--from", "best"])
+    assert bad.exit_code == 2 and "add --resume" in bad.stderr
