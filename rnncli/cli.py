@@ -737,9 +737,11 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size):
     from .checkpoint import default_checkpoint
     from .data import iter_file_tokens, resolve_files
     from .errors import DataError
-    from .infer import evaluate, load_model
+    from .infer import evaluate, load_models
+    from .twoway import reverse_stream
 
-    model, tokenizer, vocab, ckpt = load_model(default_checkpoint(checkpoint))
+    models = load_models(default_checkpoint(checkpoint))
+    tokenizer, vocab, ckpt = models.tokenizer, models.vocab, models.ckpt
     data_cfg = ckpt.meta.get("config", {}).get("data", {})
     encoding, errors = data_cfg.get("encoding", "utf-8"), data_cfg.get("errors", "strict")
     if files and "-" not in files:
@@ -753,8 +755,16 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size):
         source = "stdin"
     if ids.size == 0:
         raise DataError(f"no text to evaluate in {source}")
-    result = evaluate(model, ids.astype(np.int32), streams=batch_size, start_id=vocab.eos_id, unk_id=vocab.unk_id)
-    out = result.as_dict()
+    ids = ids.astype(np.int32)
+    scores = {}  # each direction over the same tokens; a backward model reads them right to left
+    for name, net, seq in (("forward", models.forward, ids), ("backward", models.backward, None)):
+        if net is not None:
+            seq = seq if seq is not None else reverse_stream(ids, vocab.eos_id)
+            scores[name] = evaluate(net, seq, streams=batch_size, start_id=vocab.eos_id, unk_id=vocab.unk_id).as_dict()
+    out = dict(scores.get("forward") or scores["backward"])  # the gates read the forward figures when there are
+    out["direction"] = "forward" if "forward" in scores else "backward"
+    if len(scores) == 2:
+        out["backward"] = scores["backward"]
     failures = []
     if max_ppl is not None and not out["perplexity"] <= max_ppl:
         failures.append(f"perplexity {out['perplexity']:.2f} is above --max-ppl {max_ppl:g}")
@@ -776,6 +786,11 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size):
         emit(f"top1         {out['top1']:.4f}")
         emit(f"top5         {out['top5']:.4f}")
         emit(f"oov_rate     {out['oov_rate']:.4f}")
+        if out["direction"] == "backward":
+            emit("direction    backward (each word predicted from the words after it)")
+        if "backward" in out:
+            back = out["backward"]
+            emit(f"backward     perplexity {back['perplexity']:.2f}, top1 {back['top1']:.4f}, top5 {back['top5']:.4f}")
     if failures:
         _fail(f"gate failed: {'; '.join(failures)}", EXIT_FAILURE)
 

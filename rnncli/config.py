@@ -295,6 +295,11 @@ class ModelConfig(_Section):
     NAME: ClassVar[str] = "model"
 
     cell: str = _key("rnn", _Choice("rnn", "lstm", "gru"), "recurrent cell: rnn (tanh), lstm or gru")
+    direction: str = _key(
+        "forward",
+        _Choice("forward", "backward", "both"),
+        "forward reads left to right; backward right to left (it predicts the word before); both trains one of each",
+    )
     embedding_size: int = _key(128, _Integer(1), "size of each word vector")
     hidden_size: int = _key(128, _Integer(1), "size of each recurrent layer's state")
     layers: int = _key(1, _Integer(1), "number of stacked recurrent layers")

@@ -16,6 +16,7 @@ from .errors import CheckpointError
 from .generate import next_word_probs, sample_continuation, top_k
 from .model import ModelShape, RNNModel
 from .tokenizer import Tokenizer, Vocab
+from .twoway import split_weights
 
 __all__ = [
     "load_model",
@@ -51,9 +52,23 @@ def load_text_side(ckpt: Checkpoint) -> tuple[Tokenizer, Vocab]:
 
 
 def load_model(path, which: str = "best") -> tuple[RNNModel, Tokenizer, Vocab, Checkpoint]:
-    """Everything predict and eval need, from the checkpoint alone."""
-    ckpt = load_checkpoint(path, which)
-    tokenizer, vocab = load_text_side(ckpt)
+    """Everything predict and score need, from the checkpoint alone: its forward (left-to-right) model.
+
+    A checkpoint that holds only a backward model is refused (exit 2): it predicts the word before.
+    """
+    models = load_models(path, which)
+    if models.forward is None:
+        from .errors import UsageError
+
+        raise UsageError(
+            f"{models.ckpt.path} holds a backward (right-to-left) model, which predicts the word before, "
+            "not the next one; use it with rnn fill or rnn eval, or train with model.direction: forward or both"
+        )
+    return models.forward, models.tokenizer, models.vocab, models.ckpt
+
+
+def _network(ckpt: Checkpoint, vocab: Vocab, weights: dict) -> RNNModel:
+    """One network of the shape the checkpoint's config gives, holding ``weights``."""
     try:
         m = ckpt.meta["config"]["model"]
         shape = ModelShape(
@@ -71,8 +86,11 @@ def load_model(path, which: str = "best") -> tuple[RNNModel, Tokenizer, Vocab, C
         model = RNNModel(shape)
     except (KeyError, TypeError, ValueError) as e:
         raise _damaged(ckpt, e) from None
-    load_weights(model, ckpt)
-    return model, tokenizer, vocab, ckpt
+    try:
+        model.load_state_dict(weights)
+    except ValueError as e:
+        raise CheckpointError(f"{ckpt.path}/model.safetensors: {e}") from None
+    return model
 
 
 @dataclass
@@ -91,9 +109,25 @@ class Models:
 
 
 def load_models(path, which: str = "best") -> Models:
-    """Both directions of a checkpoint (``model.direction`` forward, backward or both)."""
-    model, tokenizer, vocab, ckpt = load_model(path, which)
-    return Models(model, None, tokenizer, vocab, ckpt)
+    """Both directions of a checkpoint (``model.direction`` forward, backward or both).
+
+    A backward network's tensors are named as a forward one's (``encoder.weight``, ...) in a
+    ``backward`` checkpoint, and under ``backward.`` + those names beside the forward ones in a
+    ``both`` checkpoint.
+    """
+    ckpt = load_checkpoint(path, which)
+    tokenizer, vocab = load_text_side(ckpt)
+    direction = (ckpt.meta.get("config", {}).get("model", {}) or {}).get("direction", "forward")
+    if direction == "forward":
+        return Models(_network(ckpt, vocab, ckpt.weights), None, tokenizer, vocab, ckpt)
+    if direction == "backward":
+        return Models(None, _network(ckpt, vocab, ckpt.weights), tokenizer, vocab, ckpt)
+    if direction != "both":
+        raise _damaged(ckpt, ValueError(f"unknown model.direction {direction!r}"))
+    forward, backward = split_weights(ckpt.weights)
+    if not backward:
+        raise CheckpointError(f"{ckpt.path}/model.safetensors: the backward network's tensors (backward.*) are missing")
+    return Models(_network(ckpt, vocab, forward), _network(ckpt, vocab, backward), tokenizer, vocab, ckpt)
 
 
 @dataclass

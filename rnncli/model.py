@@ -108,6 +108,11 @@ class RNNModel:
     def num_params(self) -> int:
         return sum(math.prod(s) for s in self.param_shapes().values())
 
+    @property
+    def state_layers(self) -> int:
+        """Entries of a hidden state (one per layer; a two-way pair has both networks')."""
+        return self.shape.layers
+
     # ----------------------------------------------------------------- state
     def initial_state(self, batch_size: int) -> State:
         H = self.shape.hidden_size

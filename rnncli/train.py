@@ -41,6 +41,7 @@ from .optim import clip_grad_norm_, make_optimizer
 from .runstore import RunStore
 from .signals import StopRequest, handle_signals
 from .tokenizer import Tokenizer, Vocab
+from .twoway import TwoWayModel, reverse_stream
 
 __all__ = ["Progress", "Reporter", "Trainer", "TrainingInterrupted", "lr_schedule", "model_shape", "run_training"]
 
@@ -230,9 +231,21 @@ class Trainer:
         return _agreed(*self.comm.sum_scalars(list(_votes(stop_signal))))
 
     def validate(self, ids: np.ndarray, streams: int, start_id: int):
-        """Validation loss over ids, the streams shared among the workers and the sums reduced."""
+        """Validation loss over ids, the streams shared among the workers and the sums reduced.
+
+        A two-way pair scores ids (n, 2) with each network on its own column; its loss is the mean
+        of the two directions' (the sums of both, over twice the tokens)."""
         S = max(1, min(streams, len(ids)))  # as evaluate() clamps it: len(ids) targets after the start token
-        result = evaluate(self.model, ids, streams=S, start_id=start_id, rank=False, part=self.comm.share(S))
+        part = self.comm.share(S)
+        if isinstance(self.model, TwoWayModel):
+            results = [
+                evaluate(net, np.ascontiguousarray(ids[:, j]), streams=S, start_id=start_id, rank=False, part=part)
+                for j, net in enumerate(self.model.parts())
+            ]
+            result = results[0]
+            result.nll, result.tokens = sum(r.nll for r in results), sum(r.tokens for r in results)
+        else:
+            result = evaluate(self.model, ids, streams=S, start_id=start_id, rank=False, part=part)
         result.nll, tokens = self.comm.sum_scalars([result.nll, result.tokens])
         result.tokens = int(tokens)
         return result
@@ -369,14 +382,15 @@ def _train(
     vocab = start.vocab if comm.is_root else Vocab.from_dict(vocab_dict)
     arrays = comm.broadcast_arrays({"train": start.train, "valid": start.valid} if comm.is_root else None)
     lo, hi = comm.share(tc.batch_size)
-    data = batchify(arrays.pop("train"), tc.batch_size, (lo, hi))  # (rows, b): this worker's streams only
-    valid = arrays.pop("valid")
+    train, valid = arrays.pop("train"), arrays.pop("valid")
+    data, valid = _directed(cfg.model.direction, train, valid, tc.batch_size, (lo, hi), vocab.eos_id)
     if comm.is_root:
         start.train = start.valid = None  # the worker's columns are all it keeps
 
     try:
-        check_memory(RNNModel(model_shape(cfg, len(vocab)), allocate=False), tc, data.shape[1])
-        model = RNNModel(model_shape(cfg, len(vocab)))
+        sizing = RNNModel(model_shape(cfg, len(vocab)), allocate=False)
+        check_memory(sizing, tc, data.shape[1] * (2 if cfg.model.direction == "both" else 1))
+        model = make_model(cfg, len(vocab))
     except ValueError as e:  # e.g. adaptive cutoffs that do not fit this vocabulary
         raise ConfigError(f"{e}; the vocabulary has {len(vocab)} words") from None
     rng = np.random.default_rng(tc.seed)
@@ -414,6 +428,26 @@ def _train(
         "vocab_size": len(vocab),
         "params": model.num_params(),
     }
+
+
+def make_model(cfg: Config, vocab_size: int):
+    """The network(s) that ``model.direction`` asks for: one RNNModel, or a forward-backward pair."""
+    shape = model_shape(cfg, vocab_size)
+    if cfg.model.direction == "both":
+        return TwoWayModel(RNNModel(shape), RNNModel(shape))
+    return RNNModel(shape)
+
+
+def _directed(direction: str, train: np.ndarray, valid: np.ndarray, streams: int, part, eos_id: int):
+    """Training columns (rows, b) and validation ids as the direction reads them: reversed for
+    backward; for both, the forward and the reversed layouts side by side, (rows, b, 2) and (n, 2)."""
+    if direction == "forward":
+        return batchify(train, streams, part), valid
+    back_train, back_valid = reverse_stream(train, eos_id), reverse_stream(valid, eos_id)
+    if direction == "backward":
+        return batchify(back_train, streams, part), back_valid
+    data = np.stack([batchify(train, streams, part), batchify(back_train, streams, part)], axis=-1)
+    return data, np.stack([valid, back_valid], axis=-1)
 
 
 def _prepare(cfg: Config, store: RunStore, resume: str | bool, overwrite: bool, reporter: Reporter) -> _Start:
@@ -651,7 +685,7 @@ def _check_resumable(cfg: Config, saved: dict, run_dir: Path) -> None:
     now = config_to_dict(cfg)
     for section in ("model", "tokenizer"):
         for key, value in now[section].items():
-            old = saved.get(section, {}).get(key)
+            old = saved.get(section, {}).get(key, "forward" if (section, key) == ("model", "direction") else None)
             if section == "model" and key == "dropout":
                 continue  # dropout does not change the parameters
             if old != value:
@@ -682,7 +716,7 @@ def _restore(ckpt: Checkpoint, trainer: Trainer, store: RunStore) -> list | None
     if progress.pos == 0:
         return None
     carried = []
-    for k in range(model.shape.layers):
+    for k in range(model.state_layers):
         layer = tuple(ckpt.trainer.get(f"hidden.l{k}.{n}") for n in "hc"[: model.kind.state_size])
         if any(a is None or a.shape != (trainer.batch, model.shape.hidden_size) for a in layer):
             raise ConfigError(
