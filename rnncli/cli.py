@@ -697,7 +697,111 @@ def score(files, checkpoint, fmt, errors):
         write_lines(out)
 
 
+# ----------------------------------------------------------------------- fill
+def _fill_rows(blanked, ranked, vocab, k: int, fmt: str, many: bool) -> list[str]:
+    """Output lines for one filled line: text, one JSON object, or TSV rows."""
+    fills = [([vocab.itos[i] for i in ids], p) for ids, p in ranked.top(k)]
+    line = blanked.line
+    if fmt == "json":
+        shown = [{"words": words, "text": blanked.text(words), "prob": p} for words, p in fills]
+        return [strictjson.dumps({"line": line, "blanks": blanked.blanks, "fills": shown}, ensure_ascii=False)]
+    if fmt == "tsv":
+        return [f"{_one_line(line)}\t{' '.join(words)}\t{p:.6g}" for words, p in fills]
+    shown = ", ".join(f"{' | '.join(words)} {p:.3f}" for words, p in fills)
+    return [f"{_one_line(line)}\t{shown}" if many else shown]
+
+
+@main.command()
+@click.argument("lines", nargs=-1)
+@checkpoint_option
+@click.option("--input", "input_file", metavar="FILE", help="Read lines from FILE, one per line ('-' = stdin).")
+@click.option(
+    "--top-k", "-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="How many fills to show."
+)
+@format_option(
+    "text: 'word prob, ...' (words of several blanks joined by ' | '); json: one object per line, in input "
+    "order; tsv: line<TAB>words<TAB>prob rows.",
+    tsv=True,
+)
+@click.option(
+    "--shortlist",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="S",
+    help="Candidates scored per blank: the S most probable after the left side, and (with a backward model) "
+    "the S most probable before the right side  [default: 500, or 150 with two directions: measured, see README]",
+)
+@click.option(
+    "--beam",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="W",
+    help="With several blanks in a line: partial fills kept from one blank to the next  [default: 8]",
+)
+@click.option(
+    "--blank",
+    "marker",
+    metavar="TEXT",
+    default=None,
+    help="The blank marker, taken literally (e.g. '[MASK]')  [default: three or more underscores, ___]",
+)
+@click.option("--show-unk", is_flag=True, help="Also offer <unk> and <eos> as fills.")
+@errors_option
+@reports_errors
+def fill(lines, checkpoint, input_file, k, fmt, shortlist, beam, marker, show_unk, errors):
+    """Print the words that best fill the blank (___) of each LINE, best first.
+
+    A line is one sentence; a blank is three or more underscores (or --blank
+    TEXT) and needs words on both sides.  Each candidate w is ranked by the
+    probability of the whole sentence with w in the blank, read left to right
+    and, when the checkpoint has a backward model, right to left too (the
+    product of the two).  Only a shortlist of candidates is scored, so the
+    probabilities shown are normalised over the shortlist, not over the whole
+    vocabulary.  Several blanks in a line are filled jointly (beam search).
+    Lines come from the arguments, from stdin (none or '-') or from --input
+    FILE; a line that cannot be filled stops with its number (exit 2).
+    """
+    from .checkpoint import default_checkpoint
+    from .errors import DataError
+    from .fill import DEFAULT_BEAM, LineError, blank_regex, default_shortlist, fill_lines, split_line
+    from .infer import load_models
+
+    if marker is not None and not marker.strip():
+        raise _usage("--blank needs a marker that is not empty or blank")
+    models = load_models(default_checkpoint(checkpoint))
+    tokenizer, vocab = models.tokenizer, models.vocab
+    pattern = blank_regex(marker)
+    opts = {
+        "shortlist": shortlist or default_shortlist(models.forward, models.backward),
+        "beam": beam or DEFAULT_BEAM,
+        "exclude": () if show_unk else (vocab.unk_id, vocab.eos_id),
+    }
+    from_args = bool(lines) and lines != ("-",)
+    source = "argument" if from_args else ("stdin line" if input_file in (None, "-") else f"--input {input_file} line")
+    many = len(lines) != 1 or lines == ("-",)
+    done = 0
+    for batch in _prompt_batches(lines, input_file, _reading(models.ckpt, errors)):
+        blanked, bad = [], None
+        for number, line in enumerate(batch, start=done + 1):
+            try:
+                blanked.append(split_line(line, tokenizer, vocab, pattern))
+            except LineError as e:
+                where = f"{source} {number} " if many else ""  # the lines before it are answered first
+                bad = DataError(f"{where}{_one_line(line)[:60]!r}: {e}")
+                break
+        done += len(batch)
+        if blanked:
+            ranked = fill_lines(models.forward, models.backward, blanked, vocab.eos_id, **opts)
+            write_lines([row for b, r in zip(blanked, ranked) for row in _fill_rows(b, r, vocab, k, fmt, many)])
+        if bad is not None:
+            raise bad
+
+
 # ----------------------------------------------------------------------- eval
+def _share(x) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
 @main.command("eval")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
 @checkpoint_option
@@ -724,8 +828,22 @@ def score(files, checkpoint, fmt, errors):
     help="Score N pieces of the text at once: faster, every token still scored, but each piece after the "
     "first starts from a zero state; 1 carries the state through the whole text.",
 )
+@click.option(
+    "--fill",
+    "fill_blanks",
+    is_flag=True,
+    help="Also blank each word in turn and fill it from its sentence (both sides, as rnn fill): fill top-1/top-5 "
+    "beside the next-word top-1/top-5 of the same words.",
+)
+@click.option(
+    "--fill-sample",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="With --fill: blank only N words, drawn with a fixed seed (the same N, the same words).",
+)
 @reports_errors
-def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size):
+def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size, fill_blanks, fill_sample):
     """Score text (FILES, or stdin when none or '-') with a trained model.
 
     Prints tokens, cross-entropy, perplexity, top-1/top-5 next-word accuracy and
@@ -755,6 +873,8 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size):
         source = "stdin"
     if ids.size == 0:
         raise DataError(f"no text to evaluate in {source}")
+    if fill_sample is not None and not fill_blanks:
+        raise _usage("--fill-sample only applies with --fill")
     ids = ids.astype(np.int32)
     scores = {}  # each direction over the same tokens; a backward model reads them right to left
     for name, net, seq in (("forward", models.forward, ids), ("backward", models.backward, None)):
@@ -765,6 +885,10 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size):
     out["direction"] = "forward" if "forward" in scores else "backward"
     if len(scores) == 2:
         out["backward"] = scores["backward"]
+    if fill_blanks:
+        from .fill import fill_accuracy
+
+        out["fill"] = fill_accuracy(models.forward, models.backward, ids, vocab.eos_id, sample=fill_sample or 0)
     failures = []
     if max_ppl is not None and not out["perplexity"] <= max_ppl:
         failures.append(f"perplexity {out['perplexity']:.2f} is above --max-ppl {max_ppl:g}")
@@ -791,6 +915,11 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size):
         if "backward" in out:
             back = out["backward"]
             emit(f"backward     perplexity {back['perplexity']:.2f}, top1 {back['top1']:.4f}, top5 {back['top5']:.4f}")
+        if "fill" in out:
+            f = out["fill"]
+            emit(f"fill         {f['positions']} words blanked, filled from {' and '.join(f['directions'])}")
+            emit(f"fill top1    {f['top1']:.4f}  (next word, left only: {_share(f['next_word_top1'])})")
+            emit(f"fill top5    {f['top5']:.4f}  (next word, left only: {_share(f['next_word_top5'])})")
     if failures:
         _fail(f"gate failed: {'; '.join(failures)}", EXIT_FAILURE)
 
