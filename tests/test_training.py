@@ -9,7 +9,7 @@ from rnncli.checkpoint import load_checkpoint
 from rnncli.config import load_config
 from rnncli.errors import CheckpointError, ConfigError
 from rnncli.infer import evaluate, load_model, next_word_probs
-from rnncli.train import run_training
+from rnncli.train import Trainer, run_training
 
 from .conftest import write_config
 
@@ -78,13 +78,28 @@ def test_resume_in_the_middle_of_an_epoch(workdir):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)  # bitwise, as the README promises
 
 
-def test_predictions_identical_after_reload(workdir):
+def test_the_reloaded_model_is_the_model_that_was_trained(workdir, monkeypatch):
+    # keep the trainer that run_training builds, to compare the checkpoint with the weights it held
+    trainers = []
+    init = Trainer.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        trainers.append(self)
+
+    monkeypatch.setattr(Trainer, "__init__", spy)
     cfg = load_config(write_config(workdir))
     run_training(cfg)
-    m1, tok, vocab, _ = load_model(cfg.checkpoint.dir)
-    m2, _, _, _ = load_model(cfg.checkpoint.dir)
-    ctx = [np.array([vocab.eos_id, *vocab.encode(tok.tokenize_prompt("o menino acordou"))], dtype=np.int32)]
-    np.testing.assert_array_equal(next_word_probs(m1, ctx), next_word_probs(m2, ctx))
+    [trainer] = trainers
+    trained = trainer.model
+    loaded, tok, vocab, _ = load_model(cfg.checkpoint.dir, "last")
+    assert loaded.shape == trained.shape
+    assert set(loaded.params) == set(trained.params)
+    for name, w in trained.params.items():
+        np.testing.assert_array_equal(loaded.params[name], w, err_msg=name)
+    prompt = [vocab.eos_id, *vocab.encode(tok.tokenize_prompt("o menino acordou"))]
+    ctx = [np.array(prompt, dtype=np.int32), np.array([vocab.eos_id], dtype=np.int32)]
+    np.testing.assert_array_equal(next_word_probs(loaded, ctx), next_word_probs(trained, ctx))
 
 
 def test_resume_refuses_a_different_model(workdir):
