@@ -368,6 +368,7 @@ class _Predictor:
         self.model, self.tokenizer, self.vocab, self.o = model, tokenizer, vocab, opts
         self.words_json: dict[int, str] = {}  # id -> the word as a JSON string, built as needed
         self.done = 0  # prompts answered so far: a prompt's index seeds its own generator
+        self.index = None  # --complete's prefix index, built on first use
 
     def context(self, tokens: list[str]):
         import numpy as np
@@ -379,6 +380,8 @@ class _Predictor:
         return ids
 
     def lines(self, prompts: list[str], many: bool) -> list[str]:
+        if self.o["complete"]:
+            return self._completions(prompts, many)
         tokens = [self.tokenizer.tokenize_prompt(p) for p in prompts]
         contexts = [self.context(t) for t in tokens]
         first = self.done
@@ -417,6 +420,41 @@ class _Predictor:
             for prompt, row in zip(prompts, rows):
                 shown = ", ".join(f"{vocab.itos[i]} {p:.3f}" for i, p in row)
                 out.append(f"{_one_line(prompt)}\t{shown}" if many else shown)
+        return out
+
+    def _completions(self, prompts, many) -> list[str]:
+        import numpy as np
+
+        from .complete import PrefixIndex, complete_rows, split_prompt
+        from .generate import next_log_probs
+
+        vocab, fmt = self.vocab, self.o["fmt"]
+        if self.index is None:  # built once, on the first prompt: each lookup is then two binary searches
+            self.index = PrefixIndex(vocab.itos, (vocab.unk_id, vocab.eos_id), accents=self.o["match_accents"])
+        first = self.done
+        self.done += len(prompts)
+        split = [split_prompt(p) for p in prompts]
+        contexts = [self.context(self.tokenizer.tokenize_prompt(context)) for context, _ in split]
+        logp = next_log_probs(self.model, contexts, dtype=np.float32)  # (n, V)
+        rows = complete_rows(logp, self.index, [prefix for _, prefix in split], self.o["k"], self.o["min_prob"])
+        out = []
+        for number, (prompt, (_, prefix), row) in enumerate(zip(prompts, split, rows), start=first + 1):
+            if not row.matches:
+                where = f" (prompt {number})" if many else ""
+                click.echo(f"rnn: no word of the vocabulary starts with {prefix!r}{where}", err=True)
+            if fmt == "json":
+                preds = [{"word": vocab.itos[i], "prob": p, "match_prob": q} for i, p, q in row.words]
+                obj = {"prompt": prompt, "prefix": prefix, "matches": row.matches, "match_mass": row.mass}
+                obj["predictions"] = preds
+                out.append(strictjson.dumps(obj, ensure_ascii=False))
+            elif fmt == "tsv":
+                out.extend(f"{_one_line(prompt)}\t{vocab.itos[i]}\t{q:.6g}\t{p:.6g}" for i, p, q in row.words)
+            else:
+                shown = ", ".join(f"{vocab.itos[i]} {q:.3f} ({p:.3f})" for i, p, q in row.words)
+                if many:
+                    out.append(f"{_one_line(prompt)}\t{shown}")
+                elif shown:
+                    out.append(shown)
         return out
 
     def _samples(self, prompts, tokens, contexts, first) -> list[str]:
@@ -553,6 +591,18 @@ def _interactive(predictor: _Predictor) -> None:
     help="With --generate N: beam search, printing the W most probable continuations and their log-probabilities.",
 )
 @click.option(
+    "--complete",
+    is_flag=True,
+    help="The prompt's last word is unfinished: show the k most probable vocabulary words that start with it, "
+    "ranked by P(word | the words before), matched without regard to case or accents. text: 'word p_match "
+    "(p)' where p_match is the share among the matching words and p the probability over the vocabulary.",
+)
+@click.option(
+    "--match-accents",
+    is_flag=True,
+    help="With --complete: accents must match too ('voce' then no longer finds 'você').",
+)
+@click.option(
     "--interactive",
     "-i",
     is_flag=True,
@@ -575,10 +625,13 @@ def predict(
     seed,
     stop_at_eos,
     beam,
+    complete,
+    match_accents,
     interactive,
     errors,
 ):
-    """Print the most likely next words after each PROMPT, or continue it (--generate, --beam).
+    """Print the most likely next words after each PROMPT, complete its last word (--complete), or continue
+    it (--generate, --beam).
 
     Prompts come from the arguments, from stdin (none or '-', one per line)
     or from --input FILE, and run through the network as minibatches.  A prompt
@@ -604,6 +657,12 @@ def predict(
             raise _usage("--min-prob applies to the top words, not to --generate")
     elif min_prob > 0:
         raise _usage("--min-prob applies to the top words, not to --generate")
+    if match_accents and not complete:
+        raise _usage("--match-accents only applies with --complete")
+    if complete and generate:
+        raise _usage("--complete finishes the prompt's last word; it does not go with --generate")
+    if complete and show_unk:
+        raise _usage("--complete offers vocabulary words only: <unk> and <eos> never match; drop --show-unk")
     if interactive and (prompts or input_file is not None):
         raise _usage("--interactive reads prompts from the terminal: give no prompt and no --input")
     if not interactive and not prompts and input_file is None and sys.stdin.isatty():
@@ -626,6 +685,8 @@ def predict(
         "seed": seed,
         "stop_at_eos": stop_at_eos,
         "beam": beam,
+        "complete": complete,
+        "match_accents": match_accents,
     }
     predictor = _Predictor(model, tokenizer, vocab, opts)
     if interactive:
@@ -842,8 +903,24 @@ def _share(x) -> str:
     metavar="N",
     help="With --fill: blank only N words, drawn with a fixed seed (the same N, the same words).",
 )
+@click.option(
+    "--keystrokes",
+    is_flag=True,
+    help="Also measure word completion: the keystroke saving rate when, before each letter, the most probable "
+    "words that start with the letters typed are shown (--suggestions of them) and the right one is picked "
+    "with one keystroke as soon as it appears (defined in the README).",
+)
+@click.option(
+    "--suggestions",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="With --keystrokes: how many words are shown  [default: 3]",
+)
 @reports_errors
-def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size, fill_blanks, fill_sample):
+def evaluate_cmd(
+    files, checkpoint, fmt, max_ppl, min_top5, batch_size, fill_blanks, fill_sample, keystrokes, suggestions
+):
     """Score text (FILES, or stdin when none or '-') with a trained model.
 
     Prints tokens, cross-entropy, perplexity, top-1/top-5 next-word accuracy and
@@ -862,19 +939,26 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size, fill_bla
     tokenizer, vocab, ckpt = models.tokenizer, models.vocab, models.ckpt
     data_cfg = ckpt.meta.get("config", {}).get("data", {})
     encoding, errors = data_cfg.get("encoding", "utf-8"), data_cfg.get("errors", "strict")
+    if fill_sample is not None and not fill_blanks:
+        raise _usage("--fill-sample only applies with --fill")
+    if suggestions is not None and not keystrokes:
+        raise _usage("--suggestions only applies with --keystrokes")
+    if keystrokes and models.forward is None:
+        raise _usage("--keystrokes completes words from the words before them: it needs a forward model")
     if files and "-" not in files:
         paths = resolve_files(list(files), "eval")
-        ids = vocab.encode(iter_file_tokens(paths, tokenizer, encoding, errors))
+        tokens = iter_file_tokens(paths, tokenizer, encoding, errors)
         source = ", ".join(files)
     else:
         if len(files) > 1:
             raise _usage("give files or '-' for stdin, not both")
-        ids = vocab.encode(tokenizer.iter_tokens(sys.stdin))
+        tokens = tokenizer.iter_tokens(sys.stdin)
         source = "stdin"
+    if keystrokes:  # completion is measured on the words as typed, not on their ids
+        tokens = list(tokens)
+    ids = vocab.encode(tokens)
     if ids.size == 0:
         raise DataError(f"no text to evaluate in {source}")
-    if fill_sample is not None and not fill_blanks:
-        raise _usage("--fill-sample only applies with --fill")
     ids = ids.astype(np.int32)
     scores = {}  # each direction over the same tokens; a backward model reads them right to left
     for name, net, seq in (("forward", models.forward, ids), ("backward", models.backward, None)):
@@ -889,6 +973,13 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size, fill_bla
         from .fill import fill_accuracy
 
         out["fill"] = fill_accuracy(models.forward, models.backward, ids, vocab.eos_id, sample=fill_sample or 0)
+    if keystrokes:
+        from .complete import PrefixIndex, keystroke_savings
+
+        index = PrefixIndex(vocab.itos, (vocab.unk_id, vocab.eos_id))
+        out["keystrokes"] = keystroke_savings(
+            models.forward, tokens, ids, index, vocab.eos_id, vocab.unk_id, suggestions=suggestions or 3
+        )
     failures = []
     if max_ppl is not None and not out["perplexity"] <= max_ppl:
         failures.append(f"perplexity {out['perplexity']:.2f} is above --max-ppl {max_ppl:g}")
@@ -920,6 +1011,12 @@ def evaluate_cmd(files, checkpoint, fmt, max_ppl, min_top5, batch_size, fill_bla
             emit(f"fill         {f['positions']} words blanked, filled from {' and '.join(f['directions'])}")
             emit(f"fill top1    {f['top1']:.4f}  (next word, left only: {_share(f['next_word_top1'])})")
             emit(f"fill top5    {f['top5']:.4f}  (next word, left only: {_share(f['next_word_top5'])})")
+        if "keystrokes" in out:
+            ks = out["keystrokes"]
+            emit(
+                f"keystrokes   saving rate {ks['saving_rate']:.4f} with {ks['suggestions']} suggestions "
+                f"({ks['keystrokes']:,} keystrokes for {ks['letters']:,} letters of {ks['words']:,} words)"
+            )
     if failures:
         _fail(f"gate failed: {'; '.join(failures)}", EXIT_FAILURE)
 
