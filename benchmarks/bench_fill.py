@@ -117,6 +117,8 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=200, help="blanks for the shortlist measurement")
     ap.add_argument("--skip-shortlist", action="store_true")
     ap.add_argument("--shortlist", type=int, nargs="*", default=None, help="sizes to time [rnn fill's default]")
+    ap.add_argument("--sample", type=int, default=0, help="fill accuracy on N sampled words (eval --fill-sample) [all]")
+    ap.add_argument("--skip-accuracy", action="store_true")
     args = ap.parse_args()
     models = load_models(default_checkpoint(args.checkpoint))
     v = models.vocab
@@ -146,14 +148,17 @@ def main() -> None:
         ms = one_line_ms(models, lines, size)
         print(f"shortlist {size:4d}: median {statistics.median(ms):.1f} ms, 90th percentile {sorted(ms)[89]:.1f} ms")
 
-    print(f"\n# fill accuracy on {args.text} (every word that is not <eos>; shortlist {EVAL_SHORTLIST})")
+    if args.skip_accuracy:
+        return
+    which = f"{args.sample} words drawn with seed 0" if args.sample else "every word that is not <eos>"
+    print(f"\n# fill accuracy on {args.text} ({which}; shortlist {EVAL_SHORTLIST})")
     print("directions           top1     top5   next-word top1   next-word top5")
     combos = [(name, f, b, "product") for name, f, b in runs]
     if fwd is not None and bwd is not None:
         combos.append(("both (mixture)", fwd, bwd, "mixture"))
     for name, f, b, how in combos:
         t0 = time.perf_counter()
-        r = fill_accuracy(f, b, ids, v.eos_id, combine=how)
+        r = fill_accuracy(f, b, ids, v.eos_id, sample=args.sample, combine=how)
         secs = time.perf_counter() - t0
         n1 = "n/a" if r["next_word_top1"] is None else f"{r['next_word_top1']:.4f}"
         n5 = "n/a" if r["next_word_top5"] is None else f"{r['next_word_top5']:.4f}"

@@ -49,6 +49,22 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run folder of the tiny model, trained once per session, for the tests that only read it.
+
+    Tests must not write into it (no resume, no edits): those train their own in `workdir`.
+    """
+    from rnncli.config import load_config
+    from rnncli.train import run_training
+
+    folder = tmp_path_factory.mktemp("tiny-run")
+    (folder / "train.txt").write_text(TINY_TEXT * 8, encoding="utf-8")
+    (folder / "test.txt").write_text(TINY_TEXT, encoding="utf-8")
+    run_training(load_config(write_config(folder)))
+    return folder / "run"
+
+
 @pytest.fixture
 def runner():
     """Runs `rnn` in-process; stdout and stderr are kept apart."""

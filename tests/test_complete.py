@@ -14,23 +14,10 @@ import pytest
 from rnncli import complete
 from rnncli.cli import main
 from rnncli.complete import PrefixIndex, keystroke_savings, match_key, split_prompt
-from rnncli.config import load_config
 from rnncli.generate import next_log_probs
 from rnncli.infer import load_model
-from rnncli.train import run_training
 
-from .conftest import TINY_TEXT, write_config
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """One tiny model trained once for the module (the tests only read it)."""
-    folder = tmp_path_factory.mktemp("complete")
-    (folder / "train.txt").write_text(TINY_TEXT * 8, encoding="utf-8")
-    (folder / "test.txt").write_text(TINY_TEXT, encoding="utf-8")
-    cfg = load_config(write_config(folder, train={"epochs": 3}))
-    run_training(cfg)
-    return folder
+from .conftest import TINY_TEXT
 
 
 def _scan(words, prefix, accents=False):
@@ -89,14 +76,14 @@ def test_the_prompt_is_cut_before_its_unfinished_word(prompt, context, prefix):
     assert split_prompt(prompt) == (context, prefix)
 
 
-def _complete(runner, folder, *args, input=None):
-    result = runner.invoke(main, ["predict", "-c", str(folder / "run"), "--complete", *args], input=input)
+def _complete(runner, run, *args, input=None):
+    result = runner.invoke(main, ["predict", "-c", str(run), "--complete", *args], input=input)
     assert result.exit_code == 0, result.output
     return result
 
 
 def test_completions_are_the_matching_words_ranked_by_the_next_word_distribution(tiny_run, runner):
-    model, tok, vocab, _ = load_model(tiny_run / "run")
+    model, tok, vocab, _ = load_model(tiny_run)
     ctx = np.array([vocab.eos_id, *vocab.encode(tok.tokenize_prompt("o menino acordou"))], dtype=np.int32)
     logp = next_log_probs(model, [ctx])[0]
     out = json.loads(_complete(runner, tiny_run, "--format", "json", "-k", "50", "o menino acordou s").stdout)
@@ -144,7 +131,7 @@ def test_no_match_says_so_on_stderr_prints_no_words_and_exits_0(tiny_run, runner
     ],
 )
 def test_options_that_do_not_go_with_complete_are_refused(tiny_run, runner, args, says):
-    result = runner.invoke(main, ["predict", "-c", str(tiny_run / "run"), *args])
+    result = runner.invoke(main, ["predict", "-c", str(tiny_run), *args])
     assert result.exit_code == 2 and says in result.stderr and "Traceback" not in result.output
 
 
@@ -164,7 +151,7 @@ def _typist(word, word_id, logp, words, suggestions):
 
 @pytest.mark.parametrize("suggestions", [1, 3])
 def test_keystroke_savings_equal_a_simulated_typist(tiny_run, suggestions):
-    model, tok, vocab, _ = load_model(tiny_run / "run")
+    model, tok, vocab, _ = load_model(tiny_run)
     text = "O menino acordou sentindo-se cansado e foi ao médico.\nA mãe trouxe um chá quente e um bolo."
     tokens = list(tok.iter_tokens(text.splitlines()))
     ids = vocab.encode(tokens).astype(np.int32)
@@ -184,7 +171,7 @@ def test_keystroke_savings_equal_a_simulated_typist(tiny_run, suggestions):
 
 
 def test_eval_keystrokes_in_text_and_json(tiny_run, runner):
-    args = ["eval", "-c", str(tiny_run / "run"), str(tiny_run / "test.txt"), "--keystrokes"]
+    args = ["eval", "-c", str(tiny_run), str(tiny_run.parent / "test.txt"), "--keystrokes"]
     text = runner.invoke(main, args)
     assert text.exit_code == 0, text.output
     assert "saving rate" in text.stdout and "with 3 suggestions" in text.stdout
@@ -192,6 +179,6 @@ def test_eval_keystrokes_in_text_and_json(tiny_run, runner):
     ks = out["keystrokes"]
     assert ks["suggestions"] == 1 and ks["words"] == out["tokens"] - TINY_TEXT.count("\n")
     refused = runner.invoke(
-        main, ["eval", "-c", str(tiny_run / "run"), str(tiny_run / "test.txt"), "--suggestions", "2"]
+        main, ["eval", "-c", str(tiny_run), str(tiny_run.parent / "test.txt"), "--suggestions", "2"]
     )
     assert refused.exit_code == 2 and "--suggestions only applies with --keystrokes" in refused.stderr

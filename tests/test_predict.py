@@ -10,14 +10,11 @@ import pytest
 
 from rnncli.cli import main
 
-from .conftest import write_config
-
 
 @pytest.fixture
-def trained(workdir, runner):
-    cfg = write_config(workdir)
-    result = runner.invoke(main, ["train", str(cfg), "--quiet"])
-    assert result.exit_code == 0, result.output
+def trained(workdir, tiny_run, monkeypatch):
+    """workdir, with the session's tiny model as the default checkpoint (read only)."""
+    monkeypatch.setenv("RNN_CHECKPOINT", str(tiny_run))
     return workdir
 
 
@@ -206,7 +203,7 @@ def test_eval_gates_exit_codes_and_json(trained, runner):
 # ------------------------------------------------------------ a real pipe
 def test_pipe_into_head_ends_quietly_with_exit_0(trained):
     (trained / "many.txt").write_text("o menino acordou\n" * 20000, encoding="utf-8")
-    env = dict(os.environ, RNN_CHECKPOINT=str(trained / "run"))
+    env = dict(os.environ)  # RNN_CHECKPOINT names the tiny model
     with open(trained / "many.txt", "rb") as stdin:
         rnn = subprocess.Popen(
             [sys.executable, "-m", "rnncli", "predict", "-", "--format", "json"],
