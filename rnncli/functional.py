@@ -7,6 +7,7 @@ Backward functions sit right under the forward they differentiate.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -49,7 +50,9 @@ def cross_entropy_(
     (each of the five passes then reads cache, not memory), and the blocks are
     shared among threads: NumPy's element-wise loops release the GIL, so this
     uses every core as BLAS does.  Each row's result does not depend on how the
-    rows are split, so the output is the same bit for bit whatever the split.
+    rows are split among threads, so the output is the same bit for bit whatever
+    the number of threads.  (The block size is fixed by ``V``; a row's shift is
+    decided per block, so a different block size could change the last bits.)
     """
     n, V = logits.shape
     block = max(1, _BLOCK_ELEMENTS // V)
@@ -85,9 +88,11 @@ def _cross_entropy_rows(logits, targets, bias, lo, hi, n) -> tuple[float, np.nda
     if bias is not None:
         x += bias
     m = x.max(axis=1, keepdims=True)  # (b, 1)
-    # softmax does not change when a row is shifted; shift only when exp could overflow or
-    # underflow a whole row, and save a pass over the block otherwise
-    shift = m if (m.max() > _EXP_SAFE or m.min() < -_EXP_SAFE) else None
+    # softmax does not change when a row is shifted; shift only when exp could overflow (a row's
+    # V terms summing past float32's largest number) or underflow a whole row, and save a pass
+    # over the block otherwise
+    high = _EXP_MAX - math.log(x.shape[1])
+    shift = m if (m.max() > high or m.min() < -_EXP_SAFE) else None
     if shift is not None:
         x -= shift
     target_logit = x[rows, t].astype(np.float64)  # (b,)
@@ -100,7 +105,9 @@ def _cross_entropy_rows(logits, targets, bias, lo, hi, n) -> tuple[float, np.nda
     return loss, (_ones(x.shape[0], x.dtype) @ x if bias is not None else None)
 
 
-_EXP_SAFE = 80.0  # float32 exp overflows above 88.7
+_EXP_MAX = 87.0  # float32 exp overflows above 88.7: V terms of exp(x) fit while x < 87 - log(V)
+_EXP_SAFE = 80.0  # exp(-80) is still a normal float32 (its smallest is exp(-87.3))
+_SUM_TINY = float(np.exp(-50.0))  # a row sum below this may be made of subnormal terms: shift it
 _ONES: dict = {}
 
 
@@ -145,7 +152,9 @@ def score_targets_(
                 e = np.exp(x, out=scratch[: b - a])
             sums = e @ ones  # (b,)
             shift = 0.0  # no shift: exp of the raw logits fitted
-            if not np.all((sums > 0) & np.isfinite(sums)):  # rare: logits beyond exp's range
+            # rare: logits beyond exp's range, or so low that the terms are subnormal and the sum has
+            # few exact bits (a sum >= exp(-50) has its largest term within 50 + log V of normal range)
+            if not np.all((sums >= _SUM_TINY) & np.isfinite(sums)):
                 shift = x.max(axis=1, keepdims=True)
                 sums = np.exp(x - shift, out=e) @ ones
             log_p[a:b] = (target - shift)[:, 0].astype(np.float64) - np.log(sums.astype(np.float64))
