@@ -385,7 +385,8 @@ class CheckpointConfig(_Section):
     dir: str = _key(
         "checkpoints",
         _Text(),
-        "checkpoint folder, relative to the current directory (not the config's)",
+        "checkpoint folder, relative to the current directory (not the config's); a --set model.direction "
+        "that changes the config's direction writes into DIR-DIRECTION",
     )
     keep_best: bool = _key(True, _Flag(), "also keep the best checkpoint by validation loss, besides the last `keep`")
     keep: int = _key(1, _Integer(1), "how many of the most recent checkpoints to keep")
@@ -587,6 +588,11 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     body[key] = value
 
 
+def _direction_of(sections: dict[str, Any]) -> Any:
+    model = sections.get("model")
+    return model.get("direction", ModelConfig.direction) if isinstance(model, dict) else ModelConfig.direction
+
+
 def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()) -> Config:
     """Read a YAML config (None = all defaults), apply `--set` overrides, validate, resolve paths.
 
@@ -600,9 +606,17 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
         source = os.fspath(path)
         sections = _structure(_read_yaml(source), source)
         _resolve_paths(sections, os.path.dirname(os.path.abspath(source)))
+    file_direction = _direction_of(sections)
+    overridden = set()
     for assignment in overrides:
         apply_override(sections, assignment)
+        section, key, _ = parse_override(assignment)
+        overridden.add(f"{section}.{key}")
     cfg = config_from_dict(sections, base_dir=cwd, source=source)
+    if cfg.model.direction != file_direction and "checkpoint.dir" not in overridden:
+        # another direction is another model: it gets a run folder of its own beside the config's
+        # (`--set model.direction=both` writes checkpoints/default-both, never into the forward run)
+        cfg.checkpoint.dir = f"{cfg.checkpoint.dir.rstrip('/')}-{cfg.model.direction}"
     cfg.checkpoint.dir = os.path.expanduser(cfg.checkpoint.dir)
     if cfg.data.cache_dir is not None:
         cfg.data.cache_dir = os.path.expanduser(cfg.data.cache_dir)

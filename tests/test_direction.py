@@ -128,8 +128,24 @@ def test_resume_equals_an_uninterrupted_run(workdir, direction):
 def test_a_run_cannot_resume_with_another_direction(workdir):
     path = write_config(workdir, train={"epochs": 1})
     run_training(load_config(path))
+    same_dir = f"checkpoint.dir={workdir / 'run'}"
     with pytest.raises(ConfigError, match="model.direction is 'backward' in the config but 'forward'"):
-        run_training(load_config(path, ["model.direction=backward", "train.epochs=2"]), resume=True)
+        run_training(load_config(path, ["model.direction=backward", "train.epochs=2", same_dir]), resume=True)
+
+
+def test_another_direction_on_the_command_line_trains_into_a_folder_of_its_own(workdir, runner):
+    path = str(write_config(workdir, train={"epochs": 1}))
+    assert runner.invoke(main, ["train", path, "-q"]).exit_code == 0
+    forward = {p: p.read_bytes() for p in (workdir / "run").rglob("*") if p.is_file()}
+    for direction in ("backward", "both"):
+        result = runner.invoke(main, ["train", path, "-q", "--set", f"model.direction={direction}", "--format", "json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["run_dir"].endswith(f"run-{direction}")
+    assert {p: p.read_bytes() for p in (workdir / "run").rglob("*") if p.is_file()} == forward  # untouched
+    again = runner.invoke(main, ["train", path, "-q", "--set", "model.direction=both", "--resume", "--format", "json"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["run_dir"].endswith("run-both")  # resume finds it
+    fill = runner.invoke(main, ["fill", "--format", "json", "o menino ___ sentindo-se indisposto"])  # the last run
+    assert fill.exit_code == 0 and json.loads(fill.stdout)["fills"], fill.output
 
 
 def test_eval_reports_each_direction_over_the_same_tokens_and_predict_refuses_a_backward_model(workdir, runner):
