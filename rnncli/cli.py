@@ -335,6 +335,23 @@ def _prompt_batches(prompts: tuple[str, ...], input_file: str | None, reading: d
     yield from line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin", PROMPT_BATCH, **reading)
 
 
+def _decode_hint(encoding: str) -> str:
+    """What to do about a file that is not valid text, for a command that reads with a checkpoint."""
+    return f"the checkpoint reads {encoding}: convert the file, or pass --errors replace to go on with U+FFFD"
+
+
+def _stdin_lines(reading: dict):
+    """stdin's lines, read as prompt files are (``_reading``: data.encoding, --errors, a bad line named),
+    each with its line break (the tokenizer joins pieces that have none)."""
+    from .data import line_batches
+
+    yield from (
+        line + "\n"
+        for batch in line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin", PROMPT_BATCH, **reading)
+        for line in batch
+    )
+
+
 def _reading(ckpt, errors: str | None) -> dict:
     """How prompt files are decoded: the checkpoint's data.encoding, and --errors (or data.errors)."""
     data_cfg = ckpt.meta.get("config", {}).get("data", {})
@@ -917,9 +934,10 @@ def _share(x) -> str:
     metavar="N",
     help="With --keystrokes: how many words are shown  [default: 3]",
 )
+@errors_option
 @reports_errors
 def evaluate_cmd(
-    files, checkpoint, fmt, max_ppl, min_top5, batch_size, fill_blanks, fill_sample, keystrokes, suggestions
+    files, checkpoint, fmt, max_ppl, min_top5, batch_size, fill_blanks, fill_sample, keystrokes, suggestions, errors
 ):
     """Score text (FILES, or stdin when none or '-') with a trained model.
 
@@ -937,8 +955,8 @@ def evaluate_cmd(
 
     models = load_models(default_checkpoint(checkpoint))
     tokenizer, vocab, ckpt = models.tokenizer, models.vocab, models.ckpt
-    data_cfg = ckpt.meta.get("config", {}).get("data", {})
-    encoding, errors = data_cfg.get("encoding", "utf-8"), data_cfg.get("errors", "strict")
+    reading = _reading(ckpt, errors)
+    encoding, errors = reading["encoding"], reading["errors"]
     if fill_sample is not None and not fill_blanks:
         raise _usage("--fill-sample only applies with --fill")
     if suggestions is not None and not keystrokes:
@@ -947,12 +965,12 @@ def evaluate_cmd(
         raise _usage("--keystrokes completes words from the words before them: it needs a forward model")
     if files and "-" not in files:
         paths = resolve_files(list(files), "eval")
-        tokens = iter_file_tokens(paths, tokenizer, encoding, errors)
+        tokens = iter_file_tokens(paths, tokenizer, encoding, errors, _decode_hint(encoding))
         source = ", ".join(files)
     else:
         if len(files) > 1:
             raise _usage("give files or '-' for stdin, not both")
-        tokens = tokenizer.iter_tokens(sys.stdin)
+        tokens = tokenizer.iter_tokens(_stdin_lines(reading))
         source = "stdin"
     if keystrokes:  # completion is measured on the words as typed, not on their ids
         tokens = list(tokens)
@@ -1025,8 +1043,9 @@ def evaluate_cmd(
 @main.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
 @checkpoint_option
+@errors_option
 @reports_errors
-def tokenize(files, checkpoint):
+def tokenize(files, checkpoint, errors):
     """Print text (FILES, or stdin) exactly as the model sees it.
 
     One sentence per line (each <eos> ends a line and is not printed), tokens
@@ -1040,14 +1059,16 @@ def tokenize(files, checkpoint):
 
     ckpt = load_checkpoint(default_checkpoint(checkpoint))
     tokenizer, vocab = load_text_side(ckpt)
-    data_cfg = ckpt.meta.get("config", {}).get("data", {})
-    encoding, errors = data_cfg.get("encoding", "utf-8"), data_cfg.get("errors", "strict")
+    reading = _reading(ckpt, errors)
+    encoding, errors = reading["encoding"], reading["errors"]
     if files and "-" not in files:
-        lines = (line for path in resolve_files(list(files), "tokenize") for line in read_lines(path, encoding, errors))
+        hint = _decode_hint(encoding)
+        paths = resolve_files(list(files), "tokenize")
+        lines = (line for path in paths for line in read_lines(path, encoding, errors, hint))
     elif len(files) > 1:
         raise _usage("give files or '-' for stdin, not both")
     else:
-        lines = sys.stdin
+        lines = _stdin_lines(reading)
     known = vocab.stoi
     sentence: list[str] = []
     out = []

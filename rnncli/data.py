@@ -75,11 +75,15 @@ def _is_ascii_superset(encoding: str) -> bool:
         return False
 
 
-def read_lines(path: Path, encoding: str = "utf-8", errors: str = "strict") -> Iterator[str]:
+#: what a decoding error tells the user to do, when the text is read for training
+DECODE_HINT = "set data.encoding to the file's encoding, or data.errors: replace"
+
+
+def read_lines(path: Path, encoding: str = "utf-8", errors: str = "strict", hint: str = DECODE_HINT) -> Iterator[str]:
     """Yield the decoded lines of a file, gunzipping it when it is gzip-compressed.
 
     A decoding error names the file and the byte offset (of the decompressed
-    stream for .gz) and tells the user which options change the behaviour.
+    stream for .gz) and tells the user which options change the behaviour (``hint``).
     """
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed by the with-block below
@@ -104,17 +108,13 @@ def read_lines(path: Path, encoding: str = "utf-8", errors: str = "strict") -> I
                 try:
                     yield decoder.decode(line)
                 except UnicodeDecodeError as e:
-                    raise DataError(
-                        f"{path}: not valid {encoding} at byte offset {offset + e.start}; "
-                        "set data.encoding to the file's encoding, or data.errors: replace"
-                    ) from None
+                    raise DataError(f"{path}: not valid {encoding} at byte offset {offset + e.start}; {hint}") from None
                 offset += len(line)
             try:
                 tail = decoder.decode(b"", final=True)
             except UnicodeDecodeError:
                 raise DataError(
-                    f"{path}: not valid {encoding} at byte offset {offset}: the file ends inside a character; "
-                    "set data.encoding to the file's encoding, or data.errors: replace"
+                    f"{path}: not valid {encoding} at byte offset {offset}: the file ends inside a character; {hint}"
                 ) from None
             if tail:
                 yield tail
@@ -151,9 +151,11 @@ def _raw_lines(stream, path: Path) -> Iterator[tuple[int, bytes]]:
         offset, carry = offset + cut + 1, piece[cut + 1 :]
 
 
-def iter_file_tokens(files: Iterable[Path], tokenizer: Tokenizer, encoding: str, errors: str) -> Iterator[str]:
+def iter_file_tokens(
+    files: Iterable[Path], tokenizer: Tokenizer, encoding: str, errors: str, hint: str = DECODE_HINT
+) -> Iterator[str]:
     for path in files:
-        yield from tokenizer.iter_tokens(read_lines(path, encoding, errors))
+        yield from tokenizer.iter_tokens(read_lines(path, encoding, errors, hint))
 
 
 class _Interner:

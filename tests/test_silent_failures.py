@@ -208,6 +208,35 @@ def test_prompt_files_are_read_as_train_reads_them_gzip_encoding_and_bad_lines(w
         assert len(replaced.stdout.splitlines()) == 3 and "\ufffd" in replaced.stdout.splitlines()[1]
 
 
+def test_stdin_is_read_as_files_are_by_every_command_that_reads_text(tiny_run, workdir, runner):
+    from rnncli.cli import main
+
+    text = "o menino acordou sentindo-se indisposto.\na mãe trouxe um chá.\n"
+    (workdir / "good.txt").write_text(text, encoding="utf-8")
+    (workdir / "bad.txt").write_bytes(b"o menino\nele \xff\xfe saiu\nsentindo-se\n")
+    run = ["-c", str(tiny_run)]
+    for command in (["eval", "--format", "json"], ["tokenize"], ["fill"]):
+        if command == ["fill"]:
+            (workdir / "good.txt").write_text("o ___ acordou\n", encoding="utf-8")
+        from_file = runner.invoke(
+            main, [*command, *run, "good.txt"] if command != ["fill"] else [*command, *run, "--input", "good.txt"]
+        )
+        from_stdin = runner.invoke(main, [*command, *run, "-"], input=(workdir / "good.txt").read_bytes())
+        assert from_file.exit_code == 0 and from_stdin.stdout == from_file.stdout, command
+        # bytes that are not utf-8 on stdin: one line naming stdin and the line, not a silent <unk>
+        bad = runner.invoke(main, [*command, *run, "-"], input=(workdir / "bad.txt").read_bytes())
+        assert bad.exit_code == 2 and bad.stderr.startswith("rnn: error: stdin: line 2 is not valid utf-8"), command
+        replaced = runner.invoke(
+            main, [*command, *run, "-", "--errors", "replace"], input=(workdir / "bad.txt").read_bytes()
+        )
+        assert replaced.stderr.startswith("rnn: warning: stdin: line 2 is not valid utf-8"), command
+    for command in (["eval"], ["tokenize"]):  # a file: the hint is an option of this command, not a config key
+        bad = runner.invoke(main, [*command, *run, "bad.txt"])
+        assert bad.exit_code == 2 and "bad.txt: not valid utf-8 at byte offset 13" in bad.stderr, command
+        assert "--errors replace" in bad.stderr and "data.errors" not in bad.stderr
+        assert runner.invoke(main, [*command, *run, "bad.txt", "--errors", "replace"]).exit_code == 0
+
+
 def test_generate_zero_is_refused_and_the_range_is_in_the_help(workdir, runner):
     from rnncli.cli import main
 
