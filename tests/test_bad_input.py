@@ -107,6 +107,7 @@ def test_non_utf8_corpus_with_an_explicit_choice_trains(workdir, runner, option)
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmHWM from Linux's /proc")
 def test_a_200_mb_line_is_refused_quickly_in_little_memory(workdir):
     """200 MB without a line break or space: read in 1 MiB pieces and refused, never held whole."""

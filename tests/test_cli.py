@@ -24,6 +24,7 @@ def test_help_of_every_command(runner, command):
     assert "Usage:" in result.stdout
 
 
+@pytest.mark.slow  # a subprocess
 def test_python_dash_m_works_like_rnn():
     import subprocess
     import sys

@@ -201,6 +201,7 @@ def test_eval_gates_exit_codes_and_json(trained, runner):
 
 
 # ------------------------------------------------------------ a real pipe
+@pytest.mark.slow  # a subprocess
 def test_pipe_into_head_ends_quietly_with_exit_0(trained):
     (trained / "many.txt").write_text("o menino acordou\n" * 20000, encoding="utf-8")
     env = dict(os.environ)  # RNN_CHECKPOINT names the tiny model

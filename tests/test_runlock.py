@@ -23,6 +23,7 @@ def _contents(folder):
     return sorted((p.relative_to(folder), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*"))
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_second_run_into_a_held_folder_fails_at_once_naming_the_holder(workdir):
     cfg = load_config(write_config(workdir, train={"epochs": 1}))
     run_training(cfg)
@@ -37,6 +38,7 @@ def test_a_second_run_into_a_held_folder_fails_at_once_naming_the_holder(workdir
     assert _contents(workdir / "run") == before  # neither run touched it
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_killed_holder_leaves_no_stale_lock(workdir):
     cfg = load_config(write_config(workdir, train={"epochs": 1}))
     holder = subprocess.Popen(

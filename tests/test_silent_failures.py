@@ -107,6 +107,7 @@ def _rnn(args, cwd, **kw):
     return subprocess.run([sys.executable, "-m", "rnncli", *args], cwd=cwd, capture_output=False, text=True, **kw)
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full (Linux)")
 def test_a_full_or_closed_stdout_is_one_line_and_exit_1(workdir):
     import subprocess
