@@ -200,7 +200,7 @@ def _continue(
         x = np.concatenate([first[rows][None, :], y[:-1]])  # (T, B) each row reads w, then right
         top, _, _ = model.hidden(x, _take(state, item[rows]))  # (T, B, H)
         valid = np.arange(T)[:, None] < lengths[rows][None, :]  # (T, B)
-        target_lp, _ = model.output.score(model.params, np.ascontiguousarray(top[valid]), y[valid])
+        target_lp = model.target_log_probs(np.ascontiguousarray(top[valid]), y[valid])
         col_of = np.broadcast_to(np.arange(B)[None, :], (T, B))[valid]  # (N,) time-major like top[valid]
         totals[rows] = np.bincount(col_of, weights=target_lp, minlength=B)
         lo = hi
@@ -318,7 +318,7 @@ def _beam(
         row_scores = scores[parent] + logp[parent, words].astype(np.float64)  # (R,)
         if len(piece):
             T = len(piece)
-            lp, _ = model.output.score(model.params, top[:T].reshape(-1, top.shape[2]), x[1:].reshape(-1))
+            lp = model.target_log_probs(top[:T].reshape(-1, top.shape[2]), x[1:].reshape(-1))
             row_scores += lp.reshape(T, len(words)).sum(axis=0)
         row_fills = [fills[b] + (int(w),) for b, w in zip(parent.tolist(), words.tolist())]
         if j == len(pieces) - 1:

@@ -341,8 +341,7 @@ def score_sequences(
         valid = np.arange(T)[:, None] < steps[None, :]  # (T, B)
         rows = top[valid]  # (N, H): only real positions, time-major
         targets = ids[1:][valid]  # (N,)
-        logp = model.log_probs(rows)  # (N, V)
-        picked = logp[np.arange(len(targets)), targets].astype(np.float64)  # (N,)
+        picked = model.target_log_probs(rows, targets)  # (N,) float64
         full = np.zeros((T, B))
         full[valid] = picked
         for col, i in enumerate(idx.tolist()):

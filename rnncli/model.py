@@ -182,6 +182,11 @@ class RNNModel:
         """(N, H) hidden -> (N, V) normalised log-probabilities of the next word."""
         return self.output.log_probs(self.params, hidden)
 
+    def target_log_probs(self, hidden: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """(N, H) hidden, (N,) ids -> (N,) float64 log-probability of each id: exact, without the
+        (N, V) distribution where the output layer can avoid it (the adaptive softmax's tails)."""
+        return self.output.target_log_probs(self.params, hidden, targets)
+
     def forward(self, ids, targets, state, *, rng=None, masks=None):
         """Loss (mean nats per token) of targets (T, B) given ids (T, B); returns (loss, state, cache)."""
         top, new_state, (ids, masks, caches, _) = self.hidden(ids, state, rng=rng, masks=masks, keep_cache=True)

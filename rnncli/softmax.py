@@ -58,6 +58,10 @@ class FullSoftmax:
         logits = np.matmul(hidden, self.weight(params).T, out=self._buffer(hidden))  # (N, V), bias added below
         return score_targets_(logits, targets, params["decoder.bias"])
 
+    def target_log_probs(self, params, hidden: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Each target's log-probability (N,) float64 (the fused pass of ``score``)."""
+        return self.score(params, hidden, targets)[0]
+
     def _buffer(self, hidden: np.ndarray) -> np.ndarray:
         """The (N, V) logits array, reused from call to call: a fresh one costs a page fault per 4 kB."""
         N = hidden.shape[0]
@@ -125,6 +129,22 @@ class AdaptiveSoftmax:
         log_probs = self.log_probs(params, hidden)
         target = log_probs[np.arange(len(targets)), targets]
         return target.astype(np.float64), (log_probs > target[:, None]).sum(axis=1)
+
+    def target_log_probs(self, params, hidden: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Each target's log-probability (N,) float64, as ``log_probs`` gives it, but each tail is
+        evaluated only for the rows whose target lies in it (no (N, V) array)."""
+        rows_all = np.arange(len(targets))
+        cluster = np.searchsorted(self.bounds, targets, side="right") - 1  # (N,) tail index, -1 = head
+        head = log_softmax(self._head_logits(params, hidden))  # (N, shortlist + clusters)
+        out = head[rows_all, np.where(cluster < 0, targets, self.shortlist + cluster)].astype(np.float64)
+        for i in range(self.n_clusters):
+            rows = np.flatnonzero(cluster == i)
+            if rows.size == 0:
+                continue
+            z = hidden[rows] @ params[f"decoder.tail.{i}.0.weight"].T  # (n_i, p_i)
+            tail = log_softmax(z @ params[f"decoder.tail.{i}.1.weight"].T)  # (n_i, size_i)
+            out[rows] += tail[np.arange(rows.size), targets[rows] - self.bounds[i]]
+        return out
 
     def forward(self, params, hidden: np.ndarray, targets: np.ndarray):
         N = hidden.shape[0]

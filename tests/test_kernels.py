@@ -332,3 +332,21 @@ def test_clip_grad_norm_equals_torch_clip_grad_norm(max_norm, scale, clips):
     assert (max_norm > 0 and total > max_norm) == clips  # each case takes the path it names
     for k, g in grads.items():
         np.testing.assert_allclose(dense(g), t_params[k].grad.numpy(), rtol=1e-12, atol=1e-15, err_msg=k)
+
+
+# ------------------------------------------------------------------------------------ target log-probabilities
+
+
+@pytest.mark.parametrize("softmax", ["full", "adaptive"])
+def test_target_log_probs_equal_the_full_distribution_at_the_targets(softmax):
+    from rnncli.model import ModelShape, RNNModel
+
+    shape = ModelShape(vocab_size=60, cell="lstm", embedding_size=5, hidden_size=8, softmax=softmax, cutoffs=(10, 30))
+    model = RNNModel(shape, dtype=np.float64)
+    model.init_params(np.random.default_rng(3), 0.5)
+    hidden = np.random.default_rng(4).standard_normal((50, 8))  # (50, H)
+    targets = np.concatenate([[0, 9, 10, 29, 30, 59], np.random.default_rng(5).integers(0, 60, 44)])  # every cluster
+    want = model.log_probs(hidden.copy())[np.arange(50), targets]  # (50,) from the (50, V) distribution
+    got = model.target_log_probs(hidden.copy(), targets)
+    assert got.dtype == np.float64 and got.shape == (50,)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
