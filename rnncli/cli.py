@@ -20,6 +20,7 @@ import math
 import os
 import shlex
 import sys
+import warnings
 
 import click
 
@@ -140,20 +141,57 @@ class _Rnn(click.Group):
     """
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        # NumPy's floating-point warnings are never shown: a non-finite result is caught where it
+        # matters (a diverged step or validation, a model whose output is NaN) and named in one line
+        warnings.simplefilter("ignore", RuntimeWarning)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        if sys.stdin is None:  # started with stdin closed (`<&-`): an error only if stdin is read
+            sys.stdin = _ClosedStdin()
+        if sys.stdout is None:  # `>&-`: say so, for --help and --version too
+            _fail("stdout is closed; give the command somewhere to write (a file, a pipe, /dev/null)", EXIT_FAILURE)
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            _fail(f"no command given: one of {', '.join(sorted(self.commands))}; see 'rnn --help'", EXIT_USAGE)
         except click.ClickException as e:
             message = " ".join(e.format_message().split())
             where = getattr(getattr(e, "ctx", None), "command_path", None)
-            hint = f"; see '{where} --help'" if where else ""
-            click.echo(f"rnn: error: {message.rstrip('.') if hint else message}{hint}", err=True)
+            if where is None:  # errors of the option parser carry no context: name the command given
+                command = next((a for a in argv if not a.startswith("-")), None)
+                where = f"rnn {command}" if command in self.commands else "rnn"
+            hint = f"; see '{where} --help'"
+            click.echo(f"rnn: error: {message.rstrip('.')}{hint}", err=True)
             sys.exit(e.exit_code)
         except click.exceptions.Abort:
             click.echo("rnn: interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # --help into `| head -1`
+            _silence_stdout()
+            sys.exit(EXIT_OK)
+        except OSError as e:  # --help or --version into a full disk or a failing device
+            _silence_stdout()
+            _fail(f"cannot write to stdout: {e.strerror or e}", EXIT_FAILURE)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+class _ClosedStdin:
+    """What sys.stdin is when `rnn` was started with stdin closed: reading it is a usage error."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def _closed(self, *args, **kwargs):
+        from .errors import UsageError
+
+        raise UsageError("stdin is closed: give the input as arguments or files, or through a pipe")
+
+    read = readline = __iter__ = _closed
+
+    @property
+    def buffer(self):
+        self._closed()
 
 
 @click.group(cls=_Rnn, context_settings={"help_option_names": ["-h", "--help"]})
@@ -426,7 +464,8 @@ class _Predictor:
                     w = wj.get(i)
                     if w is None:
                         w = wj[i] = json.dumps(vocab.itos[i], ensure_ascii=False)
-                    preds.append(f'{{"word": {w}, "prob": {p!r}}}')
+                    prob = repr(p) if math.isfinite(p) else "null"  # strict JSON, as strictjson writes it
+                    preds.append(f'{{"word": {w}, "prob": {prob}}}')
                 head = json.dumps(prompt, ensure_ascii=False)
                 out.append(f'{{"prompt": {head}, "predictions": [{", ".join(preds)}]}}')
         elif fmt == "tsv":
@@ -525,6 +564,24 @@ class _Predictor:
                     row = f"{_one_line(detokenize(toks + w))}\t{lp:.4f}"
                     out.append(f"{_one_line(prompt)}\t{row}" if many or o["fmt"] == "tsv" else row)
         return out
+
+
+def _beam_that_fits(width: int, steps: int, vocab_size: int) -> int:
+    """--beam W, capped at the number of continuations there are (V^steps), and refused (exit 1)
+    when its (W, V) score arrays would not fit in memory."""
+    from .errors import ResourceError
+    from .train import available_memory
+
+    asked, width = width, min(width, vocab_size**steps)
+    live = min(width, vocab_size ** (steps - 1))  # hypotheses extended at the widest step
+    need = 24 * live * vocab_size  # float64 scores, their candidates and the partition's indices
+    free = available_memory()
+    if free is not None and need > free:
+        raise ResourceError(
+            f"--beam {asked:,} needs about {need / 2**30:,.1f} GiB for a vocabulary of {vocab_size:,} words, "
+            f"and {free / 2**30:.1f} GiB is available; use a smaller --beam"
+        )
+    return width
 
 
 def _interactive(predictor: _Predictor) -> None:
@@ -667,13 +724,18 @@ def predict(
         if given:
             raise _usage(f"{given[0]} only applies with --generate N")
     elif beam:
-        given = [name for name, on in sampling.items() if on and name != "--seed"]
+        given = [name for name, on in sampling.items() if on]
         if given:
             raise _usage(f"--beam searches for the most probable continuations; it does not sample: drop {given[0]}")
         if min_prob > 0:
             raise _usage("--min-prob applies to the top words, not to --generate")
     elif min_prob > 0:
         raise _usage("--min-prob applies to the top words, not to --generate")
+    if generate and click.get_current_context().get_parameter_source("k") != click.core.ParameterSource.DEFAULT:
+        raise _usage(
+            "--top-k lists the next words; with --generate it does nothing: use --top-k-sampling K to sample "
+            "among the K most probable words, or --beam W for W continuations"
+        )
     if match_accents and not complete:
         raise _usage("--match-accents only applies with --complete")
     if complete and generate:
@@ -689,6 +751,8 @@ def predict(
     from .infer import load_model
 
     model, tokenizer, vocab, ckpt = load_model(default_checkpoint(checkpoint))
+    if beam:
+        beam = _beam_that_fits(beam, generate, len(vocab))
     opts = {
         "fmt": fmt,
         "k": k,
@@ -1053,7 +1117,7 @@ def tokenize(files, checkpoint, errors):
     that other tools (an n-gram toolkit, grep, a spreadsheet) count the same tokens.
     """
     from .checkpoint import default_checkpoint, load_checkpoint
-    from .data import read_lines, resolve_files
+    from .data import iter_file_tokens, resolve_files
     from .infer import load_text_side
     from .tokenizer import EOS
 
@@ -1062,17 +1126,17 @@ def tokenize(files, checkpoint, errors):
     reading = _reading(ckpt, errors)
     encoding, errors = reading["encoding"], reading["errors"]
     if files and "-" not in files:
-        hint = _decode_hint(encoding)
+        # each file on its own, as eval and train read them: a file's last line never runs into the next
         paths = resolve_files(list(files), "tokenize")
-        lines = (line for path in paths for line in read_lines(path, encoding, errors, hint))
+        tokens = iter_file_tokens(paths, tokenizer, encoding, errors, _decode_hint(encoding))
     elif len(files) > 1:
         raise _usage("give files or '-' for stdin, not both")
     else:
-        lines = _stdin_lines(reading)
+        tokens = tokenizer.iter_tokens(_stdin_lines(reading))
     known = vocab.stoi
     sentence: list[str] = []
     out = []
-    for token in tokenizer.iter_tokens(lines):
+    for token in tokens:
         if token == EOS:
             out.append(" ".join(sentence))
             sentence = []

@@ -92,8 +92,11 @@ def read_lines(path: Path, encoding: str = "utf-8", errors: str = "strict", hint
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
     with raw:
-        head = raw.read(2)
-        raw.seek(0)
+        try:
+            head = raw.read(2)
+            raw.seek(0)
+        except OSError as e:
+            raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
         stream = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
         try:
             first = stream.peek(8192)[:8192] if hasattr(stream, "peek") else b""
@@ -471,12 +474,17 @@ def file_line_batches(path: str, label: str, limit: int, **reading) -> Iterator[
     except OSError as e:
         raise DataError(f"{label}: cannot read ({e.strerror})") from None
     try:
-        head = raw.read(2)
-        raw.seek(0)
+        try:
+            head = raw.read(2)
+            raw.seek(0)
+        except OSError as e:
+            raise DataError(f"{label}: cannot read ({e.strerror or e})") from None
         stream = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
         try:
             yield from line_batches(stream, path, limit, **reading)
         except (EOFError, gzip.BadGzipFile, zlib.error) as e:
             raise DataError(f"{label}: cannot read ({e or 'damaged or truncated .gz'})") from None
+        except OSError as e:
+            raise DataError(f"{label}: cannot read ({e.strerror or e})") from None
     finally:
         raw.close()

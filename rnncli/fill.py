@@ -103,7 +103,8 @@ def split_line(line: str, tokenizer: Tokenizer, vocab: Vocab, pattern: re.Patter
         raise LineError("empty line: write a sentence with a blank (___) in it")
     spans = [m.span() for m in pattern.finditer(line)]
     if not spans:
-        raise LineError(f"no blank ({pattern.pattern if pattern.pattern != BLANK_PATTERN else '___'}) in the line")
+        shown = "___" if pattern.pattern == BLANK_PATTERN else re.sub(r"\\(.)", r"\1", pattern.pattern)  # unescaped
+        raise LineError(f"no blank ({shown}) in the line")
     cuts = [0] + [x for span in spans for x in span] + [len(line)]
     tokens = [tokenizer.tokenize_prompt(line[cuts[i] : cuts[i + 1]]) for i in range(0, len(cuts), 2)]
     if not any(tokens):

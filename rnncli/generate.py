@@ -144,8 +144,11 @@ def filter_distribution(
         p = np.zeros_like(logp)
         p[np.arange(B), np.argmax(logp, axis=1)] = 1.0
         return p
-    logp /= temperature
+    # shift first, then divide: the best word is at 0 and stays there however small the temperature
+    # (dividing first overflows to -inf everywhere for T ~ 1e-310, and -inf - -inf is NaN)
     logp -= logp.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):
+        logp /= temperature
     p = np.exp(logp)  # (B, V)
     p /= p.sum(axis=1, keepdims=True)
     if 0 < top_k < V:

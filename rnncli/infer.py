@@ -90,7 +90,22 @@ def _network(ckpt: Checkpoint, vocab: Vocab, weights: dict) -> RNNModel:
         model.load_state_dict(weights)
     except ValueError as e:
         raise CheckpointError(f"{ckpt.path}/model.safetensors: {e}") from None
+    _check_output(model, ckpt)
     return model
+
+
+def _check_output(model: RNNModel, ckpt: Checkpoint) -> None:
+    """Refuse weights that are finite but so large that the model predicts NaN (as after a training
+    that diverged without a non-finite step): every number it would print would be meaningless."""
+    with np.errstate(all="ignore"):
+        top, _, _ = model.hidden(np.ones((2, 1), dtype=np.int32), model.initial_state(1))  # (2, 1, H): <eos> <eos>
+        out = model.log_probs(top[:, 0])
+    if np.isnan(out).any():
+        largest = max(float(np.abs(w).max()) for w in model.params.values())
+        raise CheckpointError(
+            f"{ckpt.path}: the model predicts NaN: its weights are too large (the largest is {largest:.3g}), "
+            "as after a training that diverged; train it again with a lower train.lr"
+        )
 
 
 @dataclass

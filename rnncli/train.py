@@ -530,7 +530,7 @@ class _Run:
         while t.progress.epoch <= tc.epochs and not done:
             outcome, result = self.epoch()
             if outcome == "diverged":
-                self.roll_back(result)
+                self.roll_back(f"step {t.progress.step + 1} (loss {result.loss:.4g}, gradient norm {result.norm:.4g})")
                 continue
             done = outcome == "max_tokens"
             if outcome == "signal" and t.progress.pos < len(self.data) - 1:
@@ -542,7 +542,13 @@ class _Run:
                     self.signum,
                     path,
                 )
-            self.end_epoch(done)
+            valid_loss = self.end_epoch(done)
+            if (
+                valid_loss is not None
+            ):  # the weights give no finite prediction: diverged, though each step looked finite
+                self.roll_back(f"the validation of epoch {t.progress.epoch} (validation loss {valid_loss:.4g})")
+                done = False
+                continue
             # a signal in the epoch's last window, or during validation and the save
             signum = t.agree_signal(self.stop.received or 0)
             if signum and t.progress.epoch <= tc.epochs and not done:
@@ -582,9 +588,8 @@ class _Run:
                 self.good = t.snapshot()
         return "end", result
 
-    def roll_back(self, result: StepResult) -> None:
+    def roll_back(self, where: str) -> None:
         tc, t = self.cfg.train, self.trainer
-        where = f"step {t.progress.step + 1} (loss {result.loss:.4g}, gradient norm {result.norm:.4g})"
         if t.progress.divergences >= tc.divergence_retries:
             kept = f"the last good checkpoint is {self.last_path}" if self.last_path else "no checkpoint was written"
             raise RnnError(
@@ -592,18 +597,23 @@ class _Run:
                 f"(train.divergence_retries); {kept}; lower train.lr or set train.clip"
             )
         divergences = t.progress.divergences + 1
+        lr = t.progress.lr  # already lowered by the roll-backs since the last good state, which restores its own
         t.roll_back(self.good)
         p = t.progress
         p.divergences = divergences
-        p.lr *= tc.divergence_lr_scale
+        p.lr = min(p.lr, lr) * tc.divergence_lr_scale
         t.opt.lr = p.lr
         self.reporter.message(
-            f"non-finite loss or gradient at {where}: rolled back to step {p.step}, "
+            f"non-finite loss, gradient or validation at {where}: rolled back to step {p.step}, "
             f"lr lowered to {p.lr:g} (roll-back {divergences} of {tc.divergence_retries})"
         )
 
-    def end_epoch(self, stopped: bool) -> None:
-        """Validate, anneal on a plateau, write the epoch's record and checkpoint."""
+    def end_epoch(self, stopped: bool) -> float | None:
+        """Validate, anneal on a plateau, write the epoch's record and checkpoint.
+
+        Returns None, or the validation loss when it is not finite: then nothing is written and
+        the caller rolls back (a model that predicts NaN must never become a checkpoint).
+        """
         tc, t = self.cfg.train, self.trainer
         p = t.progress
         epoch, epoch_seconds = p.epoch, time.perf_counter() - self.epoch_start
@@ -611,6 +621,8 @@ class _Run:
         valid = None
         if len(self.valid) >= 2:
             valid = t.validate(self.valid, tc.eval_batch_size, self.vocab.eos_id)
+            if not math.isfinite(valid.loss):
+                return valid.loss
             self.last_valid = valid
         valid_loss = valid.loss if valid is not None else math.inf
         is_best = valid is not None and valid_loss < p.best_valid_loss

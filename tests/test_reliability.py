@@ -121,6 +121,32 @@ def test_divergence_that_persists_stops_with_a_clear_message_and_no_nan_checkpoi
     assert _ckpt_folders(workdir / "run") == ["ckpt-e0001-s00000015"]
 
 
+def test_a_validation_that_is_not_finite_rolls_back_lowering_the_rate_each_time_then_stops(workdir):
+    # the default model at lr 1e30: every step's loss and gradient stay finite (clipped), but the weights
+    # reach ~1e29 and the validation loss is NaN; that is a divergence too, and no such model is saved
+    config = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
+    args = ["--set", "train.lr=1e30", "--set", "train.epochs=1", "--set", f"checkpoint.dir={workdir / 'run'}"]
+    result = CliRunner().invoke(main, ["train", str(config), "-q", "--format", "json", *args])
+    assert result.exit_code == 1 and result.stdout == ""
+    *rolled, line = result.stderr.strip().splitlines()
+    assert [r.split("lr lowered to ")[1].split(" ")[0] for r in rolled] == ["5e+29", "2.5e+29", "1.25e+29"]
+    assert all("at the validation of epoch 1 (validation loss nan)" in r for r in rolled)
+    assert line.startswith("rnn: error: training diverged at the validation of epoch 1") and "no checkpoint" in line
+    assert not (workdir / "run").exists()
+
+
+def test_weights_so_large_that_the_model_predicts_nan_are_refused(one_checkpoint):
+    weights_path = one_checkpoint / "model.safetensors"
+    weights = {k: np.where(v < 0, -3e38, 3e38).astype(v.dtype) for k, v in load_file(weights_path).items()}
+    assert all(np.isfinite(w).all() for w in weights.values())  # finite: the load-time check passes them
+    save_file(weights, weights_path)
+    _rehash(one_checkpoint, "model.safetensors")
+    for args in (["predict", "--format", "json", "a casa"], ["eval", "-"], ["fill", "o ___ acordou"]):
+        result = CliRunner().invoke(main, [args[0], "-c", str(one_checkpoint), *args[1:]], input="a casa\n")
+        assert result.exit_code == 1 and result.stdout == "", args
+        assert "the model predicts NaN: its weights are too large" in result.stderr and "Traceback" not in result.output
+
+
 def test_save_refuses_non_finite_weights(tmp_path):
     with pytest.raises(CheckpointError, match="NaN"):
         ckpt_mod.save_checkpoint(tmp_path, "ckpt-x", {"w": np.array([np.nan])}, {}, {}, {}, is_best=True)

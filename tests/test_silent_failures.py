@@ -276,3 +276,81 @@ def test_a_damaged_last_checkpoint_says_how_to_resume_from_an_intact_one(workdir
     assert [r["epoch"] for r in records] == [1, 2, 3]  # the damaged epoch's record was redone, not kept twice
     bad = runner.invoke(main, ["train", str(path), "-q", "--from", "best"])
     assert bad.exit_code == 2 and "add --resume" in bad.stderr
+
+
+def test_the_command_line_itself_answers_in_one_line(tiny_run, runner):
+    from rnncli.cli import main
+
+    nothing = runner.invoke(main, [])
+    assert nothing.exit_code == 2 and nothing.stderr.count("\n") == 1
+    assert nothing.stderr.startswith("rnn: error: no command given: one of eval, fill, predict")
+    for args, command in ((["predict", "-k"], "predict"), (["tokenize", "-c"], "tokenize")):
+        missing = runner.invoke(main, args)  # the option parser's own errors carry no context
+        assert missing.exit_code == 2 and missing.stderr.endswith(f"; see 'rnn {command} --help'\n"), args
+
+
+def test_options_that_do_nothing_together_are_refused_and_odd_numbers_work(tiny_run, runner):
+    from rnncli.cli import main
+
+    run = ["-c", str(tiny_run)]
+    for args, says in (
+        (["-g", "4", "-k", "3", "--seed", "5"], "--top-k lists the next words; with --generate it does nothing"),
+        (["-g", "2", "--beam", "2", "--seed", "3"], "it does not sample: drop --seed"),
+        (["-g", "2", "--beam", "2", "-k", "1"], "--top-k lists the next words"),
+    ):
+        result = runner.invoke(main, ["predict", *run, *args, "o menino"])
+        assert result.exit_code == 2 and says in result.stderr, args
+    # a temperature so small that dividing by it overflows is greedy decoding, as 0 is
+    greedy = runner.invoke(main, ["predict", *run, "-g", "4", "-t", "0", "o menino"])
+    tiny = runner.invoke(main, ["predict", *run, "-g", "4", "-t", "1e-320", "--seed", "1", "o menino"])
+    assert tiny.exit_code == 0 and tiny.stdout == greedy.stdout and "<unk>" not in tiny.stdout and tiny.stderr == ""
+    # a beam wider than every continuation there is: capped; one whose scores cannot fit: refused, one line
+    wide = runner.invoke(main, ["predict", *run, "-g", "1", "--beam", str(10**20), "o menino"])
+    assert wide.exit_code == 0 and len(wide.stdout.splitlines()) >= 5
+    huge = runner.invoke(main, ["predict", *run, "-g", "12", "--beam", str(10**20), "o menino"])
+    assert huge.exit_code == 1 and "use a smaller --beam" in huge.stderr and huge.stderr.count("\n") == 1
+    marker = runner.invoke(main, ["fill", *run, "--blank", "[M.SK]", "a [MASK] caiu"])
+    assert marker.exit_code == 2 and "no blank ([M.SK]) in the line" in marker.stderr
+
+
+def test_tokenize_reads_several_files_as_eval_scores_them(tiny_run, workdir, runner):
+    from rnncli.cli import main
+
+    (workdir / "f1.txt").write_text("o menino", encoding="utf-8")  # no line break at the end
+    (workdir / "f2.txt").write_text("acordou cedo", encoding="utf-8")
+    run = ["-c", str(tiny_run)]
+    tokens = runner.invoke(main, ["tokenize", *run, "f1.txt", "f2.txt"]).stdout
+    assert tokens.splitlines() == ["o menino", "acordou cedo"]  # not "o menino acordou" run together
+    scored = json.loads(runner.invoke(main, ["eval", *run, "f1.txt", "f2.txt", "--format", "json"]).stdout)
+    assert scored["tokens"] == len(tokens.split()) + len(tokens.splitlines())  # each line's <eos> is scored
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/mem"), reason="Linux /proc")
+def test_a_file_that_fails_to_read_is_named(tiny_run, runner):
+    from rnncli.cli import main
+
+    for args in (["predict", "--input"], ["score"], ["eval"], ["tokenize"], ["fill", "--input"]):
+        result = runner.invoke(main, [*args, "/proc/self/mem", "-c", str(tiny_run)])
+        assert result.exit_code == 2 and "/proc/self/mem: cannot read (" in result.stderr, args
+
+
+@pytest.mark.slow  # subprocesses with stdin closed and stdout full
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_closed_stdin_and_help_into_a_full_disk_are_one_line(tiny_run, workdir):
+    import subprocess
+    import sys
+
+    rnn = f"{sys.executable} -m rnncli"
+    for command in ("predict", "eval", "score", "tokenize", "fill"):
+        result = subprocess.run(
+            f"{rnn} {command} -c {tiny_run} <&-", shell=True, capture_output=True, text=True, cwd=workdir
+        )
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stderr == "rnn: error: stdin is closed: give the input as arguments or files, or through a pipe\n"
+    answered = subprocess.run(f"{rnn} predict -c {tiny_run} 'o menino' <&-", shell=True, capture_output=True, text=True)
+    assert answered.returncode == 0 and answered.stdout
+    for args in ("--help", "--version", "predict --help"):
+        full = subprocess.run(f"{rnn} {args} > /dev/full", shell=True, capture_output=True, text=True)
+        assert full.returncode == 1 and full.stderr == "rnn: error: cannot write to stdout: No space left on device\n"
+        closed = subprocess.run(f"{rnn} {args} >&-", shell=True, capture_output=True, text=True)
+        assert closed.returncode == 1 and closed.stderr.startswith("rnn: error: stdout is closed")
