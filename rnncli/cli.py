@@ -1013,7 +1013,7 @@ def evaluate_cmd(
 
     from .checkpoint import default_checkpoint
     from .data import iter_file_tokens, resolve_files
-    from .errors import DataError
+    from .errors import CheckpointError, DataError
     from .infer import evaluate, load_models
     from .twoway import reverse_stream
 
@@ -1047,6 +1047,12 @@ def evaluate_cmd(
         if net is not None:
             seq = seq if seq is not None else reverse_stream(ids, vocab.eos_id)
             scores[name] = evaluate(net, seq, streams=batch_size, start_id=vocab.eos_id, unk_id=vocab.unk_id).as_dict()
+    for name, figures in scores.items():
+        if figures["loss"] is not None and math.isnan(figures["loss"]):  # its accuracies would be meaningless too
+            raise CheckpointError(
+                f"{ckpt.path}: the {name} model predicts NaN on this text: its weights are too large, as after a "
+                "training that diverged; train it again with a lower train.lr"
+            )
     out = dict(scores.get("forward") or scores["backward"])  # the gates read the forward figures when there are
     out["direction"] = "forward" if "forward" in scores else "backward"
     if len(scores) == 2:

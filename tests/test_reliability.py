@@ -135,7 +135,7 @@ def test_a_validation_that_is_not_finite_rolls_back_lowering_the_rate_each_time_
     assert not (workdir / "run").exists()
 
 
-def test_weights_so_large_that_the_model_predicts_nan_are_refused(one_checkpoint):
+def test_weights_so_large_that_the_model_predicts_nan_are_refused(one_checkpoint, monkeypatch):
     weights_path = one_checkpoint / "model.safetensors"
     weights = {k: np.where(v < 0, -3e38, 3e38).astype(v.dtype) for k, v in load_file(weights_path).items()}
     assert all(np.isfinite(w).all() for w in weights.values())  # finite: the load-time check passes them
@@ -145,6 +145,12 @@ def test_weights_so_large_that_the_model_predicts_nan_are_refused(one_checkpoint
         result = CliRunner().invoke(main, [args[0], "-c", str(one_checkpoint), *args[1:]], input="a casa\n")
         assert result.exit_code == 1 and result.stdout == "", args
         assert "the model predicts NaN: its weights are too large" in result.stderr and "Traceback" not in result.output
+    # and should a model pass that check but predict NaN on the text, eval names it instead of printing accuracies
+    from rnncli import infer
+
+    monkeypatch.setattr(infer, "_check_output", lambda model, ckpt: None)
+    result = CliRunner().invoke(main, ["eval", "-c", str(one_checkpoint), "-"], input="a casa\n")
+    assert result.exit_code == 1 and "the forward model predicts NaN on this text" in result.stderr
 
 
 def test_save_refuses_non_finite_weights(tmp_path):
