@@ -58,9 +58,11 @@ def reports_errors(fn):
             _silence_stdout()
             sys.exit(EXIT_OK)
         except MemoryError:
-            click.echo(
-                "rnn: error: out of memory; use a smaller model, --batch-size or input, or a larger machine", err=True
+            ctx = click.get_current_context(silent=True)
+            smaller = {"eval": "--batch-size, ", "predict": "--beam, ", "fill": "--shortlist, "}.get(
+                getattr(ctx, "info_name", ""), ""
             )
+            click.echo(f"rnn: error: out of memory; use a smaller model, {smaller}input, or a larger machine", err=True)
             sys.exit(EXIT_FAILURE)
         except OSError as e:  # the safety net: a file or device failed under us (full disk, I/O error)
             where = f"{e.filename}: " if e.filename else ""
