@@ -366,6 +366,7 @@ def _prompt_batches(prompts: tuple[str, ...], input_file: str | None, reading: d
     if prompts and prompts != ("-",):
         if "-" in prompts:
             raise _usage("give prompts as arguments or '-' for stdin, not both")
+        prompts = tuple(_argument_text(p, i, reading) for i, p in enumerate(prompts, start=1))
         for lo in range(0, len(prompts), PROMPT_BATCH):
             yield list(prompts[lo : lo + PROMPT_BATCH])
         return
@@ -390,6 +391,29 @@ def _stdin_lines(reading: dict):
         for batch in line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin", PROMPT_BATCH, **reading)
         for line in batch
     )
+
+
+def _argument_text(arg: str, number: int, reading: dict) -> str:
+    """A prompt given as an argument, read as lines of a file are: bytes that the system could not
+    decode (kept by Python as lone surrogates) are decoded with the checkpoint's data.encoding, and
+    what still fails is an error (--errors strict) or U+FFFD with a warning (--errors replace)."""
+    if not any("\udc80" <= c <= "\udcff" for c in arg):
+        return arg
+    raw = os.fsencode(arg)
+    encoding = reading.get("encoding", "utf-8")
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        if reading.get("errors", "strict") == "strict":
+            from .errors import DataError
+
+            raise DataError(
+                f"argument {number} is not valid {encoding} (byte {e.start + 1}); fix it, or pass --errors replace "
+                "to replace the bad bytes"
+            ) from None
+        if reading.get("warn"):
+            reading["warn"](f"argument {number} is not valid {encoding}; its bad bytes were replaced (U+FFFD)")
+        return raw.decode(encoding, "replace")
 
 
 def _reading(ckpt, errors: str | None) -> dict:
@@ -593,9 +617,14 @@ def _interactive(predictor: _Predictor) -> None:
     except ImportError:  # pragma: no cover (Windows without pyreadline)
         pass
     click.echo("type a prompt and Enter; Ctrl-D to quit", err=True)
+    # the "> " prompt is talk: on a terminal input() shows it (readline redraws it); when stdout is
+    # redirected it goes to stderr, so that stdout holds only the answers
+    on_terminal = sys.stdout.isatty()
     while True:
         try:
-            prompt = input("> ")
+            if not on_terminal:
+                click.echo("> ", err=True, nl=False)
+            prompt = input("> " if on_terminal else "")
         except EOFError:
             click.echo("", err=True)
             return
@@ -921,6 +950,8 @@ def fill(lines, checkpoint, input_file, k, fmt, shortlist, beam, marker, show_un
         "exclude": () if show_unk else (vocab.unk_id, vocab.eos_id),
     }
     from_args = bool(lines) and lines != ("-",)
+    if beam is not None and from_args and all(len(pattern.findall(line)) < 2 for line in lines):
+        raise _usage("--beam acts between the blanks of a line that has several; none of these lines has more than one")
     source = "argument" if from_args else ("stdin line" if input_file in (None, "-") else f"--input {input_file} line")
     many = len(lines) != 1 or lines == ("-",)
     done = 0

@@ -34,7 +34,7 @@ from .model import RNNModel
 #: the unfinished word at the end of a prompt: letters, digits, and the hyphens and apostrophes that
 #: Portuguese words carry inside them ("sentindo-s", "d'á"); an empty match when the prompt ends in
 #: a space or a punctuation mark (the next word has not been started)
-_UNFINISHED = re.compile(r"[\w'’-]*\Z")
+_UNFINISHED = re.compile(r"[\w'’\u0300-\u036f-]*\Z")
 #: a character after every key character, so ``key + _TOP`` bounds every key that starts with ``key``
 _TOP = "\U0010ffff"
 #: rows x vocabulary floats per network call when scoring a text: about 64 MB
@@ -49,7 +49,12 @@ def match_key(text: str, accents: bool = False) -> str:
 
 
 def split_prompt(prompt: str) -> tuple[str, str]:
-    """``"sentindo-se ind"`` -> ``("sentindo-se ", "ind")``: the context and the unfinished word."""
+    """``"sentindo-se ind"`` -> ``("sentindo-se ", "ind")``: the context and the unfinished word.
+
+    The prompt is composed first (Unicode NFC), so an accent typed as a separate combining mark
+    ("me\u0301di") belongs to its letter, and marks that compose with nothing stay in the word.
+    """
+    prompt = unicodedata.normalize("NFC", prompt)
     m = _UNFINISHED.search(prompt)
     return prompt[: m.start()], m.group()
 

@@ -83,12 +83,20 @@ class Blanked:
         return len(self.spans)
 
     def text(self, words: Sequence[str]) -> str:
-        """The line with each blank replaced by its word."""
-        out, at = [], 0
+        """The line with each blank replaced by its word, as the sentence that was scored: a blank
+        glued to a word ("casa___") was read as a token of its own, so its word gets a space there."""
+        out, at, line = [], 0, self.line
         for (lo, hi), word in zip(self.spans, words):
-            out += [self.line[at:lo], word]
+            before = " " if lo > 0 and not line[lo - 1].isspace() and _joins(line[lo - 1], word[:1]) else ""
+            after = " " if hi < len(line) and not line[hi].isspace() and _joins(word[-1:], line[hi]) else ""
+            out += [line[at:lo], before, word, after]
             at = hi
-        return "".join(out + [self.line[at:]])
+        return "".join(out + [line[at:]])
+
+
+def _joins(a: str, b: str) -> bool:
+    """Whether two characters side by side would read as one word (letters, digits): then a space."""
+    return bool(a) and bool(b) and (a.isalnum() or a in "-'’") and (b.isalnum() or b in "-'’")
 
 
 def split_line(line: str, tokenizer: Tokenizer, vocab: Vocab, pattern: re.Pattern) -> Blanked:

@@ -594,7 +594,7 @@ class _Run:
             kept = f"the last good checkpoint is {self.last_path}" if self.last_path else "no checkpoint was written"
             raise RnnError(
                 f"training diverged at {where} after {t.progress.divergences} roll-backs "
-                f"(train.divergence_retries); {kept}; lower train.lr or set train.clip"
+                f"(train.divergence_retries); {kept}; lower train.lr" + ("" if tc.clip > 0 else " or set train.clip")
             )
         divergences = t.progress.divergences + 1
         lr = t.progress.lr  # already lowered by the roll-backs since the last good state, which restores its own

@@ -182,3 +182,17 @@ def test_eval_keystrokes_in_text_and_json(tiny_run, runner):
         main, ["eval", "-c", str(tiny_run), str(tiny_run.parent / "test.txt"), "--suggestions", "2"]
     )
     assert refused.exit_code == 2 and "--suggestions only applies with --keystrokes" in refused.stderr
+
+
+def test_an_accent_typed_as_a_combining_mark_belongs_to_its_letter(tiny_run, runner):
+    decomposed = "o me\u0301di"  # "é" as "e" + U+0301
+    assert split_prompt(decomposed) == ("o ", "médi")
+    for args in ([], ["--match-accents"]):
+        out = json.loads(_complete(runner, tiny_run, "--format", "json", *args, decomposed).stdout)
+        assert out["prefix"] == "médi" and [p["word"] for p in out["predictions"]] == ["médico"], args
+
+
+def test_the_interactive_prompt_is_talk_not_data(tiny_run, runner):
+    result = _complete(runner, tiny_run, "-i", input="o MEDI\n")
+    assert result.stdout.startswith("médico ") and ">" not in result.stdout
+    assert "> " in result.stderr

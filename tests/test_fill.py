@@ -270,3 +270,19 @@ def test_eval_fill_reports_beside_the_next_word_accuracy_in_json_and_text(workdi
     assert "fill top1" in text.stdout and "next word, left only" in text.stdout
     bad = runner.invoke(main, ["eval", "test.txt", "--fill-sample", "4"])
     assert bad.exit_code == 2 and bad.stderr.startswith("rnn: error: --fill-sample only applies with --fill")
+
+
+def test_the_filled_text_is_the_sentence_that_was_scored_when_a_blank_touches_a_word():
+    tok, vocab = Tokenizer(mode="portuguese"), Vocab(["<unk>", "<eos>", "casa", "de", "bonita", ","], [1] * 6)
+    pattern = blank_regex()
+    assert split_line("casa___ bonita", tok, vocab, pattern).text(["de"]) == "casa de bonita"
+    assert split_line("a ___casa", tok, vocab, pattern).text(["linda"]) == "a linda casa"
+    assert split_line("a ___, casa.", tok, vocab, pattern).text(["mãe"]) == "a mãe, casa."  # punctuation: no space
+    assert split_line("(___) x", tok, vocab, pattern).text(["sim"]) == "(sim) x"
+
+
+def test_beam_is_refused_when_no_line_has_several_blanks(hand_built, runner):
+    hand_built()
+    one = runner.invoke(main, ["fill", "-c", "x", "--beam", "3", "a ___ x"])
+    assert one.exit_code == 2 and "--beam acts between the blanks of a line that has several" in one.stderr
+    assert runner.invoke(main, ["fill", "-c", "x", "--beam", "3", "a ___ b ___ x"]).exit_code == 0

@@ -354,3 +354,20 @@ def test_a_closed_stdin_and_help_into_a_full_disk_are_one_line(tiny_run, workdir
         assert full.returncode == 1 and full.stderr == "rnn: error: cannot write to stdout: No space left on device\n"
         closed = subprocess.run(f"{rnn} {args} >&-", shell=True, capture_output=True, text=True)
         assert closed.returncode == 1 and closed.stderr.startswith("rnn: error: stdout is closed")
+
+
+def test_prompts_given_as_arguments_are_read_as_lines_of_a_file_are(tiny_run, runner):
+    import os
+
+    from rnncli.cli import main
+
+    bad = os.fsdecode(b"o \xff menino")  # what Python makes of bytes in argv that are not utf-8
+    run = ["-c", str(tiny_run)]
+    for command in (["predict"], ["fill"]):
+        line = bad if command == ["predict"] else bad + " ___ casa"
+        strict = runner.invoke(main, [*command, *run, "a casa ___ ." if command == ["fill"] else "a casa", line])
+        assert strict.exit_code == 2 and strict.stdout == "", command
+        assert strict.stderr.startswith("rnn: error: argument 2 is not valid utf-8 (byte 3)"), command
+        replaced = runner.invoke(main, [*command, *run, "--errors", "replace", line])
+        assert replaced.exit_code == 0 and replaced.stdout, command
+        assert replaced.stderr == "rnn: warning: argument 1 is not valid utf-8; its bad bytes were replaced (U+FFFD)\n"
