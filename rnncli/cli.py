@@ -384,13 +384,21 @@ def _decode_hint(encoding: str) -> str:
 def _stdin_lines(reading: dict):
     """stdin's lines, read as prompt files are (``_reading``: data.encoding, --errors, a bad line named),
     each with its line break (the tokenizer joins pieces that have none)."""
-    from .data import line_batches
+    yield from (line + "\n" for batch in _prompt_batches((), None, reading) for line in batch)
 
-    yield from (
-        line + "\n"
-        for batch in line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin", PROMPT_BATCH, **reading)
-        for line in batch
-    )
+
+def _text_tokens(files: tuple[str, ...], command: str, tokenizer, reading: dict):
+    """The tokens of the text a command reads: FILES, each tokenized on its own as train reads them
+    (gzip, the checkpoint's data.encoding), or stdin through the same reader.  Returns (tokens, source)."""
+    from .data import iter_file_tokens, resolve_files
+
+    if files and "-" not in files:
+        encoding = reading["encoding"]
+        paths = resolve_files(list(files), command)
+        return iter_file_tokens(paths, tokenizer, encoding, reading["errors"], _decode_hint(encoding)), ", ".join(files)
+    if len(files) > 1:
+        raise _usage("give files or '-' for stdin, not both")
+    return tokenizer.iter_tokens(_stdin_lines(reading)), "stdin"
 
 
 def _argument_text(arg: str, number: int, reading: dict) -> str:
@@ -1045,30 +1053,19 @@ def evaluate_cmd(
     import numpy as np
 
     from .checkpoint import default_checkpoint
-    from .data import iter_file_tokens, resolve_files
     from .errors import CheckpointError, DataError
     from .infer import evaluate, load_models
     from .twoway import reverse_stream
 
     models = load_models(default_checkpoint(checkpoint))
     tokenizer, vocab, ckpt = models.tokenizer, models.vocab, models.ckpt
-    reading = _reading(ckpt, errors)
-    encoding, errors = reading["encoding"], reading["errors"]
     if fill_sample is not None and not fill_blanks:
         raise _usage("--fill-sample only applies with --fill")
     if suggestions is not None and not keystrokes:
         raise _usage("--suggestions only applies with --keystrokes")
     if keystrokes and models.forward is None:
         raise _usage("--keystrokes completes words from the words before them: it needs a forward model")
-    if files and "-" not in files:
-        paths = resolve_files(list(files), "eval")
-        tokens = iter_file_tokens(paths, tokenizer, encoding, errors, _decode_hint(encoding))
-        source = ", ".join(files)
-    else:
-        if len(files) > 1:
-            raise _usage("give files or '-' for stdin, not both")
-        tokens = tokenizer.iter_tokens(_stdin_lines(reading))
-        source = "stdin"
+    tokens, source = _text_tokens(files, "eval", tokenizer, _reading(ckpt, errors))
     if keystrokes:  # completion is measured on the words as typed, not on their ids
         tokens = list(tokens)
     ids = vocab.encode(tokens)
@@ -1156,22 +1153,13 @@ def tokenize(files, checkpoint, errors):
     that other tools (an n-gram toolkit, grep, a spreadsheet) count the same tokens.
     """
     from .checkpoint import default_checkpoint, load_checkpoint
-    from .data import iter_file_tokens, resolve_files
     from .infer import load_text_side
     from .tokenizer import EOS
 
     ckpt = load_checkpoint(default_checkpoint(checkpoint))
     tokenizer, vocab = load_text_side(ckpt)
-    reading = _reading(ckpt, errors)
-    encoding, errors = reading["encoding"], reading["errors"]
-    if files and "-" not in files:
-        # each file on its own, as eval and train read them: a file's last line never runs into the next
-        paths = resolve_files(list(files), "tokenize")
-        tokens = iter_file_tokens(paths, tokenizer, encoding, errors, _decode_hint(encoding))
-    elif len(files) > 1:
-        raise _usage("give files or '-' for stdin, not both")
-    else:
-        tokens = tokenizer.iter_tokens(_stdin_lines(reading))
+    # each file on its own, as eval and train read them: a file's last line never runs into the next
+    tokens, _ = _text_tokens(files, "tokenize", tokenizer, _reading(ckpt, errors))
     known = vocab.stoi
     sentence: list[str] = []
     out = []

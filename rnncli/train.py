@@ -543,9 +543,8 @@ class _Run:
                     path,
                 )
             valid_loss = self.end_epoch(done)
-            if (
-                valid_loss is not None
-            ):  # the weights give no finite prediction: diverged, though each step looked finite
+            # not None: the weights give no finite prediction, diverged though each step looked finite
+            if valid_loss is not None:
                 self.roll_back(f"the validation of epoch {t.progress.epoch} (validation loss {valid_loss:.4g})")
                 done = False
                 continue
