@@ -294,13 +294,14 @@ def train(config, overrides, resume, resume_from, overwrite, quiet, fmt):
         raise _usage("--from NAME chooses the checkpoint that --resume continues from; add --resume")
     from .comm import communicator
     from .config import load_config
-    from .signals import handle_signals
+    from .signals import StopRequest, handle_signals
     from .train import TrainingInterrupted, run_training
 
     comm = communicator()  # MPI when started by mpirun/mpiexec, else one process (mpi4py not imported)
+    resume_line = _resume_command(config, overrides, comm.size)
     try:
         cfg = load_config(config, overrides)
-        with handle_signals() as stop:
+        with handle_signals(StopRequest(_stop_notice(resume_line, comm.size) if comm.is_root else None)) as stop:
             summary = run_training(
                 cfg,
                 resume=resume,
@@ -312,9 +313,7 @@ def train(config, overrides, resume, resume_from, overwrite, quiet, fmt):
             )
     except TrainingInterrupted as e:
         if e.checkpoint is not None:
-            sets = "".join(f" --set {shlex.quote(o)}" for o in overrides)
-            launch = "mpirun -n K " if comm.size > 1 else ""
-            e.args = (f"{e}; continue with: {launch}rnn train {shlex.quote(config)}{sets} --resume",)
+            e.args = (f"{e}; continue with: {resume_line}",)
         raise _quiet_unless_root(e, comm) from None
     except RnnError as e:
         raise _quiet_unless_root(e, comm) from None
@@ -332,6 +331,40 @@ def train(config, overrides, resume, resume_from, overwrite, quiet, fmt):
         )
         emit(f"valid perplexity {valid} (best {best})")
         emit(f"checkpoint {summary['checkpoint']}")
+
+
+def _resume_command(config: str, overrides: tuple[str, ...], workers: int) -> str:
+    """The command line that continues an interrupted run (any worker count resumes it exactly)."""
+    sets = "".join(f" --set {shlex.quote(o)}" for o in overrides)
+    launch = f"mpirun -n {workers} " if workers > 1 else ""
+    return f"{launch}rnn train {shlex.quote(config)}{sets} --resume"
+
+
+def _stop_notice(resume_line: str, workers: int):
+    """What rank 0 says the moment a signal asks training to save and stop.
+
+    Under mpirun the launcher stops passing on the workers' output as soon as it is interrupted
+    (Open MPI drops it while the workers are still saving), so there the notice, with the way
+    back, goes straight to the terminal when there is one; one process says it on stderr.
+    """
+    import signal
+
+    def notice(signum: int) -> None:
+        name = signal.Signals(signum).name
+        text = f"rnn: {name} received: saving a checkpoint, then stopping"
+        text += " (a second signal stops at once, without saving)"
+        if workers > 1:
+            text += f"; continue with: {resume_line}"
+            if not sys.stderr.isatty():
+                try:
+                    with open("/dev/tty", "w", encoding="utf-8") as tty:
+                        tty.write(text + "\n")
+                    return
+                except OSError:  # no controlling terminal (a batch job): stderr it is
+                    pass
+        click.echo(text, err=True)
+
+    return notice
 
 
 def _quiet_unless_root(e: RnnError, comm) -> RnnError:

@@ -18,9 +18,13 @@ from .errors import TrainingInterrupted
 class StopRequest:
     """What the signal handlers tell the training loop: the signal received, if any."""
 
-    def __init__(self):
+    def __init__(self, notice=None):
         self.received: int | None = None
         self.deferred = False  # set by the loop once it can save before stopping
+        # called with the signal number the moment a signal asks for a save-and-stop, so the user
+        # hears at once that the stop is under way (under mpirun the launcher may tear the job's
+        # output down before the save is done and the closing line is printed)
+        self.notice = notice
 
 
 class handle_signals:
@@ -44,6 +48,8 @@ class handle_signals:
     def _handle(self, signum, frame):
         if self.stop.deferred and self.stop.received is None:
             self.stop.received = signum
+            if self.stop.notice is not None:
+                self.stop.notice(signum)
             return
         self.stop.received = signum
         raise TrainingInterrupted(

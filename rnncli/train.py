@@ -549,7 +549,7 @@ class _Run:
                 done = False
                 continue
             # a signal in the epoch's last window, or during validation and the save
-            signum = t.agree_signal(self.stop.received or 0)
+            signum = self.agreed_signal()
             if signum and t.progress.epoch <= tc.epochs and not done:
                 raise TrainingInterrupted(
                     f"{signal.Signals(signum).name} received: saved {self.last_path} "
@@ -557,6 +557,16 @@ class _Run:
                     signum,
                     self.last_path,
                 )
+
+    def agreed_signal(self) -> int:
+        """The signal any worker received (0: none); a worker that was not signalled itself hears
+        of it here, so its stop request gives the same notice as the handler would have."""
+        signum = self.trainer.agree_signal(self.stop.received or 0)
+        if signum and self.stop.received is None:
+            self.stop.received = signum
+            if getattr(self.stop, "notice", None) is not None:
+                self.stop.notice(signum)
+        return signum
 
     def epoch(self) -> tuple[str, StepResult | None]:
         """Windows until the epoch ends ("end"), max_tokens ("max_tokens"), a signal or a divergence."""
@@ -575,7 +585,7 @@ class _Run:
             self.reporter.window(len(x) * t.batch, result.loss, p.tokens / max(p.train_seconds, 1e-9))
             if tc.max_tokens and p.tokens >= tc.max_tokens:
                 return "max_tokens", result
-            self.signum = t.agree_signal(self.stop.received or 0)
+            self.signum = self.agreed_signal()
             if self.signum:
                 return "signal", result
             at_epoch_end = p.pos >= len(self.data) - 1  # the epoch-end save follows at once

@@ -303,11 +303,66 @@ def test_a_signal_to_one_worker_stops_every_worker_and_saves(corpus):
     _wait_for(lambda: (corpus / "run" / "metrics.jsonl").exists(), 120, "the first epoch")
     [pid] = _wait_for(lambda: _pids_of_rank(str(cfg), 1), 30, "rank 1")
     os.kill(pid, signal.SIGTERM)
-    job.communicate(timeout=60)
+    _, err = job.communicate(timeout=60)
     assert job.returncode == 128 + signal.SIGTERM  # the workers' own exit status, passed on by mpirun
+    # rank 0 was not signalled itself: it hears of the signal from the agreement and says so, once
+    assert err.count("SIGTERM received: saving a checkpoint") == 1, err
+    assert f"continue with: mpirun -n 2 rnn train {cfg} --resume" in err, err
     _settled(corpus / "run")
     saved = load_checkpoint(corpus / "run", "last", with_trainer=True).meta["progress"]
     assert 0 < saved["tokens"] < load_checkpoint(reference, "last").meta["progress"]["tokens"]
     out = _run(2, str(cfg), "--resume", cwd=corpus)
     assert out.returncode == 0, out.stderr
     _assert_same_run(corpus / "run", reference)
+
+
+def _on_a_terminal(argv: list[str], cwd: Path, interrupt_when, timeout: float = 120) -> tuple[str, int]:
+    """Run argv on a pseudo-terminal, press Ctrl-C once interrupt_when() holds; return what the
+    terminal showed and the exit status (what a user at the keyboard sees)."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the job, on the terminal
+        try:
+            os.chdir(cwd)
+            os.execvpe(argv[0], argv, _env())
+        finally:
+            os._exit(127)
+    shown, pressed, deadline = b"", None, time.monotonic() + timeout
+    while time.monotonic() < deadline and (pressed is None or time.monotonic() - pressed < 60):
+        if pressed is None and interrupt_when():
+            os.write(fd, b"\x03")  # Ctrl-C: the terminal sends SIGINT to the launcher
+            pressed = time.monotonic()
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # the terminal closed: every process on it has ended
+                break
+            if not data:
+                break
+            shown += data
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return shown.decode("utf-8", "replace"), os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not Path("/dev/ptmx").exists(), reason="needs a pseudo-terminal")
+def test_ctrl_c_under_mpirun_says_at_once_that_it_saves_and_how_to_resume(corpus):
+    """Open MPI stops passing on the workers' output once it is interrupted: rank 0's notice, written
+    to the terminal, is what tells the user that a checkpoint is being saved and how to go on."""
+    (corpus / "train.txt").write_text(TINY_TEXT * 160, encoding="utf-8")
+    cfg = str(_config(corpus, "run", **LONG))
+    shown, code = _on_a_terminal(
+        _mpirun(2, cfg, "--quiet"), corpus, lambda: (corpus / "run" / "metrics.jsonl").exists()
+    )
+    assert code != 0
+    notices = [line for line in shown.splitlines() if "received: saving a checkpoint" in line]
+    assert len(notices) == 1, shown
+    assert notices[0].rstrip().endswith(f"continue with: mpirun -n 2 rnn train {cfg} --resume"), shown
+    _settled(corpus / "run")
+    saved = load_checkpoint(corpus / "run", "last", with_trainer=True).meta["progress"]
+    assert saved["tokens"] > 0
+    out = _run(2, cfg, "--resume", cwd=corpus)
+    assert out.returncode == 0, out.stderr
