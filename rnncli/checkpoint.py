@@ -269,8 +269,15 @@ def find_checkpoint(path: Path, which: str = "best") -> Path:
 
 def default_checkpoint(explicit: str | None) -> Path:
     """--checkpoint, else $RNN_CHECKPOINT, else the run that the last `rnn train` here wrote."""
+    return locate_checkpoint(explicit)[0]
+
+
+def locate_checkpoint(explicit: str | None) -> tuple[Path, str | None]:
+    """The model a reading command uses, and how it was found when the user did not name it:
+    None for --checkpoint, "$RNN_CHECKPOINT" or the last-run pointer's path otherwise (so the
+    command can say which model answered: a stale pointer must not go unnoticed)."""
     if explicit:
-        return Path(explicit)
+        return Path(explicit), None
     env = os.environ.get("RNN_CHECKPOINT")
     if env:
         if not Path(env).exists():
@@ -278,7 +285,7 @@ def default_checkpoint(explicit: str | None) -> Path:
                 f"checkpoint not found: {env} (from $RNN_CHECKPOINT); fix or unset it, or give --checkpoint DIR",
                 exit_code=2,
             )
-        return Path(env)
+        return Path(env), "$RNN_CHECKPOINT"
     pointer = Path.cwd() / LAST_RUN_POINTER
     if pointer.exists():
         try:
@@ -292,7 +299,7 @@ def default_checkpoint(explicit: str | None) -> Path:
                 exit_code=2,
             )
         if recorded:
-            return Path(recorded)
+            return Path(recorded), str(LAST_RUN_POINTER)
     raise CheckpointError(
         "no model to use: run `rnn train CONFIG` in this folder first, or give --checkpoint DIR "
         "(or set RNN_CHECKPOINT)",

@@ -76,7 +76,7 @@ def reports_errors(fn):
     return wrapper
 
 
-# the model every reading command uses; how the default is found is in checkpoint.default_checkpoint
+# the model every reading command uses; how the default is found is in checkpoint.locate_checkpoint
 checkpoint_option = click.option(
     "--checkpoint",
     "-c",
@@ -409,6 +409,26 @@ def _prompt_batches(prompts: tuple[str, ...], input_file: str | None, reading: d
     yield from line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin", PROMPT_BATCH, **reading)
 
 
+def _locate(checkpoint: str | None):
+    """The model folder a reading command uses (--checkpoint, $RNN_CHECKPOINT, the last run here)
+    and how it was found (None when named with --checkpoint)."""
+    from .checkpoint import locate_checkpoint
+
+    return locate_checkpoint(checkpoint)
+
+
+def _announce(ckpt, found_by: str | None) -> str:
+    """Say which model answers when the user did not name it (one stderr line, on a terminal), so a
+    model left behind by another run cannot answer unnoticed; returns the checkpoint folder as the
+    `checkpoint` field of JSON records."""
+    from pathlib import Path
+
+    where = str(Path(ckpt.path).resolve())
+    if found_by is not None and sys.stderr.isatty():
+        click.echo(f"rnn: model {where} (found through {found_by})", err=True)
+    return where
+
+
 def _decode_hint(encoding: str) -> str:
     """What to do about a file that is not valid text, for a command that reads with a checkpoint."""
     return f"the checkpoint reads {encoding}: convert the file, or pass --errors replace to go on with U+FFFD"
@@ -520,6 +540,7 @@ class _Predictor:
         from .generate import next_log_probs, top_k_rows
 
         vocab, fmt = self.vocab, self.o["fmt"]
+        where = json.dumps(self.o["checkpoint"], ensure_ascii=False)
         logp = next_log_probs(self.model, contexts, dtype=np.float32)  # (n, V)
         rows = top_k_rows(logp, self.o["k"], self.o["exclude"], self.o["min_prob"])
         out = []
@@ -534,7 +555,7 @@ class _Predictor:
                     prob = repr(p) if math.isfinite(p) else "null"  # strict JSON, as strictjson writes it
                     preds.append(f'{{"word": {w}, "prob": {prob}}}')
                 head = json.dumps(prompt, ensure_ascii=False)
-                out.append(f'{{"prompt": {head}, "predictions": [{", ".join(preds)}]}}')
+                out.append(f'{{"prompt": {head}, "predictions": [{", ".join(preds)}], "checkpoint": {where}}}')
         elif fmt == "tsv":
             for prompt, row in zip(prompts, rows):
                 field = _one_line(prompt)
@@ -569,6 +590,7 @@ class _Predictor:
                 preds = [{"word": vocab.itos[i], "prob": p, "match_prob": q} for i, p, q in row.words]
                 obj = {"prompt": prompt, "prefix": prefix, "matches": row.matches, "match_mass": row.mass}
                 obj["predictions"] = preds
+                obj["checkpoint"] = self.o["checkpoint"]
                 out.append(strictjson.dumps(obj, ensure_ascii=False))
             elif fmt == "tsv":
                 out.extend(f"{_one_line(prompt)}\t{vocab.itos[i]}\t{q:.6g}\t{p:.6g}" for i, p, q in row.words)
@@ -603,6 +625,7 @@ class _Predictor:
             text = detokenize(toks + words)
             if o["fmt"] == "json":
                 obj = {"prompt": prompt, "text": text, "continuation": words, "logprob": logprob}
+                obj["checkpoint"] = o["checkpoint"]
                 out.append(strictjson.dumps(obj, ensure_ascii=False))
             elif o["fmt"] == "tsv":
                 out.append(f"{_one_line(prompt)}\t{_one_line(text)}")
@@ -624,6 +647,7 @@ class _Predictor:
                 obj = {
                     "prompt": prompt,
                     "beams": [{"text": detokenize(toks + w), "continuation": w, "logprob": lp} for w, lp in shown],
+                    "checkpoint": o["checkpoint"],
                 }
                 out.append(strictjson.dumps(obj, ensure_ascii=False))
             else:
@@ -819,10 +843,11 @@ def predict(
     if not interactive and not prompts and input_file is None and sys.stdin.isatty():
         interactive = True
 
-    from .checkpoint import default_checkpoint
     from .infer import load_model
 
-    model, tokenizer, vocab, ckpt = load_model(default_checkpoint(checkpoint))
+    path, found_by = _locate(checkpoint)
+    model, tokenizer, vocab, ckpt = load_model(path)
+    model_path = _announce(ckpt, found_by)
     if beam:
         beam = _beam_that_fits(beam, generate, len(vocab))
     opts = {
@@ -840,6 +865,7 @@ def predict(
         "beam": beam,
         "complete": complete,
         "match_accents": match_accents,
+        "checkpoint": model_path,
     }
     predictor = _Predictor(model, tokenizer, vocab, opts)
     if interactive:
@@ -867,13 +893,14 @@ def score(files, checkpoint, fmt, errors):
     <eos>), its <eos> at the end included, so lines can be ranked against each
     other; low per-word probabilities point at surprising words.
     """
-    from .checkpoint import default_checkpoint
     from .generate import score_sequences
     from .infer import load_model
 
     if len(files) > 1 and "-" in files:
         raise _usage("give files or '-' for stdin, not both")
-    model, tokenizer, vocab, ckpt = load_model(default_checkpoint(checkpoint))
+    path, found_by = _locate(checkpoint)
+    model, tokenizer, vocab, ckpt = load_model(path)
+    model_path = _announce(ckpt, found_by)
     reading = _reading(ckpt, errors)
 
     def batches():
@@ -901,6 +928,7 @@ def score(files, checkpoint, fmt, errors):
                     for w, i, p in zip(toks, tid.tolist(), probs)
                 ]
                 obj = {"line": line, "tokens": n, "logprob": total, "perplexity": ppl, "words": words}
+                obj["checkpoint"] = model_path
                 out.append(strictjson.dumps(obj, ensure_ascii=False))
             elif fmt == "tsv":
                 out.extend(f"{_one_line(line)}\t{w}\t{p:.6g}" for w, p in zip(toks, probs))
@@ -912,13 +940,14 @@ def score(files, checkpoint, fmt, errors):
 
 
 # ----------------------------------------------------------------------- fill
-def _fill_rows(blanked, ranked, vocab, k: int, fmt: str, many: bool) -> list[str]:
+def _fill_rows(blanked, ranked, vocab, k: int, fmt: str, many: bool, model_path: str) -> list[str]:
     """Output lines for one filled line: text, one JSON object, or TSV rows."""
     fills = [([vocab.itos[i] for i in ids], p) for ids, p in ranked.top(k)]
     line = blanked.line
     if fmt == "json":
         shown = [{"words": words, "text": blanked.text(words), "prob": p} for words, p in fills]
-        return [strictjson.dumps({"line": line, "blanks": blanked.blanks, "fills": shown}, ensure_ascii=False)]
+        obj = {"line": line, "blanks": blanked.blanks, "fills": shown, "checkpoint": model_path}
+        return [strictjson.dumps(obj, ensure_ascii=False)]
     if fmt == "tsv":
         return [f"{_one_line(line)}\t{' '.join(words)}\t{p:.6g}" for words, p in fills]
     shown = ", ".join(f"{' | '.join(words)} {p:.3f}" for words, p in fills)
@@ -975,14 +1004,15 @@ def fill(lines, checkpoint, input_file, k, fmt, shortlist, beam, marker, show_un
     Lines come from the arguments, from stdin (none or '-') or from --input
     FILE; a line that cannot be filled stops with its number (exit 2).
     """
-    from .checkpoint import default_checkpoint
     from .errors import DataError
     from .fill import DEFAULT_BEAM, LineError, blank_regex, default_shortlist, fill_lines, split_line
     from .infer import load_models
 
     if marker is not None and not marker.strip():
         raise _usage("--blank needs a marker that is not empty or blank")
-    models = load_models(default_checkpoint(checkpoint))
+    path, found_by = _locate(checkpoint)
+    models = load_models(path)
+    model_path = _announce(models.ckpt, found_by)
     tokenizer, vocab = models.tokenizer, models.vocab
     pattern = blank_regex(marker)
     opts = {
@@ -1008,7 +1038,8 @@ def fill(lines, checkpoint, input_file, k, fmt, shortlist, beam, marker, show_un
         done += len(batch)
         if blanked:
             ranked = fill_lines(models.forward, models.backward, blanked, vocab.eos_id, **opts)
-            write_lines([row for b, r in zip(blanked, ranked) for row in _fill_rows(b, r, vocab, k, fmt, many)])
+            rows = (_fill_rows(b, r, vocab, k, fmt, many, model_path) for b, r in zip(blanked, ranked))
+            write_lines([row for lines in rows for row in lines])
         if bad is not None:
             raise bad
 
@@ -1085,12 +1116,13 @@ def evaluate_cmd(
     """
     import numpy as np
 
-    from .checkpoint import default_checkpoint
     from .errors import CheckpointError, DataError
     from .infer import evaluate, load_models
     from .twoway import reverse_stream
 
-    models = load_models(default_checkpoint(checkpoint))
+    path, found_by = _locate(checkpoint)
+    models = load_models(path)
+    model_path = _announce(models.ckpt, found_by)
     tokenizer, vocab, ckpt = models.tokenizer, models.vocab, models.ckpt
     if fill_sample is not None and not fill_blanks:
         raise _usage("--fill-sample only applies with --fill")
@@ -1144,7 +1176,7 @@ def evaluate_cmd(
             out["gate"]["reason"] = "; ".join(failures)
     if fmt == "json":
         # an infinite perplexity (a word the model gives probability 0) is null: JSON has no Infinity
-        emit(strictjson.dumps(out))
+        emit(strictjson.dumps({**out, "checkpoint": model_path}))
     else:
         emit(f"tokens       {out['tokens']}")
         emit(f"loss         {out['loss']:.4f} nats/word ({out['bits_per_word']:.3f} bits/word)")
@@ -1185,11 +1217,13 @@ def tokenize(files, checkpoint, errors):
     separated by single spaces, <unk> for every word outside the vocabulary, so
     that other tools (an n-gram toolkit, grep, a spreadsheet) count the same tokens.
     """
-    from .checkpoint import default_checkpoint, load_checkpoint
+    from .checkpoint import load_checkpoint
     from .infer import load_text_side
     from .tokenizer import EOS
 
-    ckpt = load_checkpoint(default_checkpoint(checkpoint))
+    path, found_by = _locate(checkpoint)
+    ckpt = load_checkpoint(path)
+    _announce(ckpt, found_by)
     tokenizer, vocab = load_text_side(ckpt)
     # each file on its own, as eval and train read them: a file's last line never runs into the next
     tokens, _ = _text_tokens(files, "tokenize", tokenizer, _reading(ckpt, errors))

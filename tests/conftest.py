@@ -1,10 +1,26 @@
-"""Shared fixtures: a tiny corpus and config in a temporary folder, run in-process."""
+"""Shared fixtures: a tiny corpus and config in a temporary folder, run in-process.
 
+The suite never writes into the folder it is started from (a user's `.rnn/last_run` there names
+their own model): every fixture and test works in a temporary folder of its own, and
+`pytest_sessionfinish` below fails the run if anything in the starting folder was created,
+changed or removed.
+"""
+
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
+
+try:  # hypothesis keeps its example database in ./.hypothesis unless told otherwise
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("rnn", database=None)
+    _hypothesis_settings.load_profile("rnn")
+except ImportError:  # pragma: no cover (the test extra installs it)
+    pass
 
 TINY_TEXT = """\
 O menino acordou sentindo-se indisposto e ficou em casa.
@@ -61,11 +77,73 @@ def tiny_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-run")
     (folder / "train.txt").write_text(TINY_TEXT * 8, encoding="utf-8")
     (folder / "test.txt").write_text(TINY_TEXT, encoding="utf-8")
-    run_training(load_config(write_config(folder)))
+    with working_in(folder):  # the run's .rnn/ (last-run pointer, corpus cache) goes there
+        run_training(load_config(write_config(folder)))
     return folder / "run"
+
+
+@contextmanager
+def working_in(folder: Path):
+    """Run a block with folder as the current directory (for fixtures wider than a test, which
+    monkeypatch.chdir cannot serve)."""
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield folder
+    finally:
+        os.chdir(before)
 
 
 @pytest.fixture
 def runner():
     """Runs `rnn` in-process; stdout and stderr are kept apart."""
     return CliRunner()
+
+
+# ------------------------------------------------------- the starting folder stays as it was
+_IGNORED = {".git", "__pycache__", ".pytest_cache"}  # git's and Python's/pytest's own caches
+
+
+def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder below folder (path -> size, modification time), caches left out."""
+    state = {}
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in _IGNORED]
+        for name in dirs + files:
+            path = Path(root, name)
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            state[str(path.relative_to(folder))] = (st.st_size if name in files else 0, st.st_mtime_ns)
+    return state
+
+
+def changed_paths(before: dict, after: dict) -> list[str]:
+    created = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    modified = sorted(p for p in set(before) & set(after) if before[p] != after[p] and p not in _folders(after))
+    return [f"created {p}" for p in created] + [f"removed {p}" for p in removed] + [f"changed {p}" for p in modified]
+
+
+def _folders(state: dict) -> set[str]:
+    # a folder's own time changes whenever an entry is added or removed in it: report the entry instead
+    return {str(Path(p).parent) for p in state}
+
+
+def pytest_sessionstart(session):
+    session.config._rnn_start = (Path.cwd(), folder_state(Path.cwd()))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    start = getattr(session.config, "_rnn_start", None)
+    if start is None:
+        return
+    folder, before = start
+    changes = changed_paths(before, folder_state(folder))
+    if changes:
+        shown = "\n  ".join(changes[:20])
+        session.config.get_terminal_writer().line(
+            f"\nthe test suite wrote into the folder it was started from ({folder}):\n  {shown}", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
