@@ -1246,7 +1246,7 @@ def tokenize(files, checkpoint, errors):
 
 # --------------------------------------------------------------------- report
 @main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("run_dir", type=click.Path(file_okay=False), required=False)
 @click.option(
     "--plot",
     "plot_path",
@@ -1257,21 +1257,35 @@ def tokenize(files, checkpoint, errors):
 @format_option("json: the metrics.jsonl records, one object per line.")
 @reports_errors
 def report(run_dir, plot_path, fmt):
-    """Show a training run: one row per epoch (train/valid perplexity, lr, tokens/s, time)."""
+    """Show a training run: one row per epoch (train/valid perplexity, lr, tokens/s, time).
+
+    RUN_DIR is the folder `rnn train` wrote (checkpoint.dir) or one of its checkpoints  [default:
+    $RNN_CHECKPOINT, else the last `rnn train` here, as predict finds it].
+    """
     from pathlib import Path
 
-    from .report import format_table, plot, read_metrics
+    from .report import format_table, plot, read_metrics, require_matplotlib, run_folder
 
-    records = read_metrics(Path(run_dir))
-    if fmt == "json":
-        for r in records:
-            emit(strictjson.dumps(r))
+    if run_dir is None:
+        found, found_by = _locate(None)
+        run_dir = run_folder(found)
+        if sys.stderr.isatty():
+            click.echo(f"rnn: run {run_dir.resolve()} (found through {found_by})", err=True)
     else:
-        for line in format_table(records):
-            emit(line)
+        run_dir = run_folder(Path(run_dir))
+    records = read_metrics(run_dir)
     if plot_path:
-        plot(records, Path(plot_path), title=str(run_dir))
-        click.echo(f"rnn: learning curves written to {plot_path}", err=True)
+        require_matplotlib()  # before the table: a missing library is said first, not after the output
+    try:
+        if fmt == "json":
+            write_lines([strictjson.dumps(r) for r in records])
+        else:
+            write_lines(format_table(records))
+    finally:
+        # the image is output the user asked for: drawn even when stdout went away (`| head -1`, `| true`)
+        if plot_path:
+            plot(records, Path(plot_path), title=str(run_dir))
+            click.echo(f"rnn: learning curves written to {plot_path}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,6 +11,14 @@ from .errors import CheckpointError, UsageError
 COLUMNS = ("epoch", "tokens", "train_ppl", "valid_ppl", "lr", "tokens_per_sec", "seconds")
 
 
+def run_folder(path: Path) -> Path:
+    """The run folder of path: itself, or the run that holds it when path is one of its checkpoints."""
+    path = Path(path)
+    if not (path / "metrics.jsonl").exists() and (path.parent / "metrics.jsonl").exists():
+        return path.parent
+    return path
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     """The records of run_dir/metrics.jsonl, one per epoch (a partial epoch has complete: false)."""
     path = Path(run_dir) / "metrics.jsonl"
@@ -57,8 +65,8 @@ def format_table(records: list[dict]) -> list[str]:
     return ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
 
-def plot(records: list[dict], path: Path, title: str) -> None:
-    """Train and validation perplexity against training tokens, saved as an image."""
+def require_matplotlib():
+    """matplotlib's pyplot, drawing without a screen; a UsageError naming the install when missing."""
     try:
         import matplotlib
 
@@ -66,6 +74,12 @@ def plot(records: list[dict], path: Path, title: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install 'rnncli[plot]'") from None
+    return plt
+
+
+def plot(records: list[dict], path: Path, title: str) -> None:
+    """Train and validation perplexity against training tokens, saved as an image."""
+    plt = require_matplotlib()
     tokens = [r["tokens"] for r in records]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(tokens, [r.get("train_ppl") for r in records], marker="o", label="train")

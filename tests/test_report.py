@@ -57,3 +57,58 @@ def test_report_plot_writes_a_png(run, workdir, runner):
     result = runner.invoke(main, ["report", str(run), "--plot", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_report_plot_is_written_when_stdout_has_gone_away(run, workdir):
+    """`rnn report RUN --plot f.png | true`: the image is output the user asked for, whatever stdout does."""
+    pytest.importorskip("matplotlib")
+    import os
+    import subprocess
+    import sys
+
+    out = workdir / "curves.png"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the first line is written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "rnncli", "report", str(run), "--plot", str(out)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Traceback" not in done.stderr
+
+
+def test_report_says_matplotlib_is_missing_before_printing_the_table(run, workdir, runner, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed: importing it fails
+    result = runner.invoke(main, ["report", str(run), "--plot", str(workdir / "c.png")])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == "rnn: error: --plot needs matplotlib: pip install 'rnncli[plot]'"
+
+
+def test_report_without_an_argument_reports_the_last_run(run, runner, monkeypatch):
+    named = runner.invoke(main, ["report", str(run)])
+    implicit = runner.invoke(main, ["report"])  # .rnn/last_run, as predict finds its model
+    assert implicit.exit_code == 0, implicit.output
+    assert implicit.stdout == named.stdout
+    monkeypatch.setenv("RNN_CHECKPOINT", str(run / "nowhere"))
+    missing = runner.invoke(main, ["report"])
+    assert missing.exit_code == 2 and "RNN_CHECKPOINT" in missing.stderr
+
+
+def test_report_of_a_checkpoint_folder_reports_its_run(run, runner):
+    from rnncli.checkpoint import find_checkpoint
+
+    named = runner.invoke(main, ["report", str(run)])
+    of_checkpoint = runner.invoke(main, ["report", str(find_checkpoint(run))])
+    assert of_checkpoint.exit_code == 0, of_checkpoint.output
+    assert of_checkpoint.stdout == named.stdout
