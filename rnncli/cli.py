@@ -440,18 +440,43 @@ def _stdin_lines(reading: dict):
     yield from (line + "\n" for batch in _prompt_batches((), None, reading) for line in batch)
 
 
+def _text_files(files: tuple[str, ...], command: str) -> tuple[str, ...]:
+    """The files a command reads its text from, '-' (stdin) among them at most once; none is stdin.
+    A name that is no file is refused before anything is read, with the hint that text comes
+    from files or stdin (`rnn score "some words"` reads no words)."""
+    from .data import _GLOB_CHARS
+    from .errors import DataError
+
+    files = files or ("-",)
+    if files.count("-") > 1:
+        raise _usage("stdin can be read once: give '-' once")
+    for name in files:
+        if name != "-" and not _GLOB_CHARS & set(name) and not os.path.exists(name):
+            raise DataError(
+                f"{name}: no such file; rnn {command} reads its text from files or stdin, "
+                f"e.g. echo {shlex.quote(name)} | rnn {command}"
+            )
+    return files
+
+
 def _text_tokens(files: tuple[str, ...], command: str, tokenizer, reading: dict):
     """The tokens of the text a command reads: FILES, each tokenized on its own as train reads them
-    (gzip, the checkpoint's data.encoding), or stdin through the same reader.  Returns (tokens, source)."""
+    (gzip, the checkpoint's data.encoding), with '-' (or no file) for stdin through the same reader.
+    Returns (tokens, source)."""
     from .data import iter_file_tokens, resolve_files
 
-    if files and "-" not in files:
-        encoding = reading["encoding"]
-        paths = resolve_files(list(files), command)
-        return iter_file_tokens(paths, tokenizer, encoding, reading["errors"], _decode_hint(encoding)), ", ".join(files)
-    if len(files) > 1:
-        raise _usage("give files or '-' for stdin, not both")
-    return tokenizer.iter_tokens(_stdin_lines(reading)), "stdin"
+    files = _text_files(files, command)
+    encoding = reading["encoding"]
+    paths = {name: resolve_files([name], command) for name in files if name != "-"}  # every name checked first
+
+    def tokens():
+        for name in files:
+            if name == "-":
+                yield from tokenizer.iter_tokens(_stdin_lines(reading))
+            else:
+                yield from iter_file_tokens(paths[name], tokenizer, encoding, reading["errors"], _decode_hint(encoding))
+
+    return tokens(), ("stdin" if files == ("-",) else ", ".join(files))
 
 
 def _argument_text(arg: str, number: int, reading: dict) -> str:
@@ -496,6 +521,15 @@ errors_option = click.option(
     "(exit 2); replace swaps the bad bytes for U+FFFD, warns with the line number and goes on  "
     "[default: the checkpoint's data.errors, normally strict]",
 )
+
+
+def _prob(p: float) -> str:
+    """A probability as text shows it: three decimals, or two significant digits below 0.0005, which
+    three decimals would show as a misleading 0.000 (0.00012, 3.1e-07; 0 only for zero)."""
+    shown = f"{p:.3f}"
+    if shown != "0.000" or p == 0:
+        return shown
+    return f"{p:.2g}"
 
 
 def _one_line(text: str) -> str:
@@ -562,7 +596,7 @@ class _Predictor:
                 out.extend(f"{field}\t{vocab.itos[i]}\t{p:.6g}" for i, p in row)
         else:
             for prompt, row in zip(prompts, rows):
-                shown = ", ".join(f"{vocab.itos[i]} {p:.3f}" for i, p in row)
+                shown = ", ".join(f"{vocab.itos[i]} {_prob(p)}" for i, p in row)
                 out.append(f"{_one_line(prompt)}\t{shown}" if many else shown)
         return out
 
@@ -595,11 +629,8 @@ class _Predictor:
             elif fmt == "tsv":
                 out.extend(f"{_one_line(prompt)}\t{vocab.itos[i]}\t{q:.6g}\t{p:.6g}" for i, p, q in row.words)
             else:
-                shown = ", ".join(f"{vocab.itos[i]} {q:.3f} ({p:.3f})" for i, p, q in row.words)
-                if many:
-                    out.append(f"{_one_line(prompt)}\t{shown}")
-                elif shown:
-                    out.append(shown)
+                shown = ", ".join(f"{vocab.itos[i]} {_prob(q)} ({_prob(p)})" for i, p, q in row.words)
+                out.append(f"{_one_line(prompt)}\t{shown}" if many else shown)  # empty when none is left
         return out
 
     def _samples(self, prompts, tokens, contexts, first) -> list[str]:
@@ -717,7 +748,9 @@ def _interactive(predictor: _Predictor) -> None:
     type=FiniteFloat(0, 1),
     default=0.0,
     metavar="P",
-    help="Leave out next words whose probability is below P (a prompt may then show fewer than k).",
+    help="Leave out words below P (a prompt may then show fewer than k, or an empty line): the probability "
+    "shown, i.e. P(word | prompt), or with --complete the share among the matching words (match_prob, the "
+    "first figure shown).",
 )
 @format_option("json: one object per prompt per line, in input order; tsv: prompt<TAB>word<TAB>prob rows.", tsv=True)
 @click.option("--show-unk", is_flag=True, help="Also offer <unk> and <eos> as predictions (and <unk> when generating).")
@@ -896,8 +929,7 @@ def score(files, checkpoint, fmt, errors):
     from .generate import score_sequences
     from .infer import load_model
 
-    if len(files) > 1 and "-" in files:
-        raise _usage("give files or '-' for stdin, not both")
+    files = _text_files(files, "score")
     path, found_by = _locate(checkpoint)
     model, tokenizer, vocab, ckpt = load_model(path)
     model_path = _announce(ckpt, found_by)
@@ -906,11 +938,11 @@ def score(files, checkpoint, fmt, errors):
     def batches():
         from .data import file_line_batches, line_batches
 
-        if not files or files == ("-",):
-            yield from line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin", PROMPT_BATCH, **reading)
-            return
-        for path in files:
-            yield from file_line_batches(path, path, PROMPT_BATCH, **reading)
+        for name in files:
+            if name == "-":
+                yield from line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin", PROMPT_BATCH, **reading)
+            else:
+                yield from file_line_batches(name, name, PROMPT_BATCH, **reading)
 
     for lines in batches():
         tokens = [tokenizer.tokenize(line) for line in lines]
@@ -933,7 +965,7 @@ def score(files, checkpoint, fmt, errors):
             elif fmt == "tsv":
                 out.extend(f"{_one_line(line)}\t{w}\t{p:.6g}" for w, p in zip(toks, probs))
             else:
-                shown = ", ".join(f"{w} {p:.3f}" for w, p in zip(toks, probs))
+                shown = ", ".join(f"{w} {_prob(p)}" for w, p in zip(toks, probs))
                 ppl_s = "n/a" if ppl is None else f"{ppl:.2f}"
                 out.append(f"{total:.3f}\t{ppl_s}\t{_one_line(line)}\t{shown}")
         write_lines(out)
@@ -950,7 +982,7 @@ def _fill_rows(blanked, ranked, vocab, k: int, fmt: str, many: bool, model_path:
         return [strictjson.dumps(obj, ensure_ascii=False)]
     if fmt == "tsv":
         return [f"{_one_line(line)}\t{' '.join(words)}\t{p:.6g}" for words, p in fills]
-    shown = ", ".join(f"{' | '.join(words)} {p:.3f}" for words, p in fills)
+    shown = ", ".join(f"{' | '.join(words)} {_prob(p)}" for words, p in fills)
     return [f"{_one_line(line)}\t{shown}" if many else shown]
 
 
@@ -979,7 +1011,8 @@ def _fill_rows(blanked, ranked, vocab, k: int, fmt: str, many: bool, model_path:
     type=click.IntRange(min=1),
     default=None,
     metavar="W",
-    help="With several blanks in a line: partial fills kept from one blank to the next  [default: 8]",
+    help="With several blanks in a line: partial fills kept from one blank to the next (a line with one "
+    "blank is filled exactly, whatever W)  [default: 8]",
 )
 @click.option(
     "--blank",
@@ -1002,9 +1035,10 @@ def fill(lines, checkpoint, input_file, k, fmt, shortlist, beam, marker, show_un
     probabilities shown are normalised over the shortlist, not over the whole
     vocabulary.  Several blanks in a line are filled jointly (beam search).
     Lines come from the arguments, from stdin (none or '-') or from --input
-    FILE; a line that cannot be filled stops with its number (exit 2).
+    FILE.  A line that cannot be filled (no blank, empty) is named on stderr
+    (with --format json: a record with an `error` key and its line_number)
+    and the lines after it are filled too; the exit status is then 2.
     """
-    from .errors import DataError
     from .fill import DEFAULT_BEAM, LineError, blank_regex, default_shortlist, fill_lines, split_line
     from .infer import load_models
 
@@ -1021,27 +1055,52 @@ def fill(lines, checkpoint, input_file, k, fmt, shortlist, beam, marker, show_un
         "exclude": () if show_unk else (vocab.unk_id, vocab.eos_id),
     }
     from_args = bool(lines) and lines != ("-",)
-    if beam is not None and from_args and all(len(pattern.findall(line)) < 2 for line in lines):
-        raise _usage("--beam acts between the blanks of a line that has several; none of these lines has more than one")
     source = "argument" if from_args else ("stdin line" if input_file in (None, "-") else f"--input {input_file} line")
     many = len(lines) != 1 or lines == ("-",)
-    done = 0
+    done, failed = 0, []
     for batch in _prompt_batches(lines, input_file, _reading(models.ckpt, errors)):
-        blanked, bad = [], None
-        for number, line in enumerate(batch, start=done + 1):
+        blanked, bad = {}, {}  # position in the batch -> the line split at its blanks, or its error
+        for i, line in enumerate(batch):
             try:
-                blanked.append(split_line(line, tokenizer, vocab, pattern))
+                blanked[i] = split_line(line, tokenizer, vocab, pattern)
             except LineError as e:
-                where = f"{source} {number} " if many else ""  # the lines before it are answered first
-                bad = DataError(f"{where}{_one_line(line)[:60]!r}: {e}")
-                break
-        done += len(batch)
+                where = f"{source} {done + i + 1} " if many else ""
+                bad[i] = f"{where}{_one_line(line)[:60]!r}: {e}"
+        ranked = {}
         if blanked:
-            ranked = fill_lines(models.forward, models.backward, blanked, vocab.eos_id, **opts)
-            rows = (_fill_rows(b, r, vocab, k, fmt, many, model_path) for b, r in zip(blanked, ranked))
-            write_lines([row for lines in rows for row in lines])
-        if bad is not None:
-            raise bad
+            filled = fill_lines(models.forward, models.backward, list(blanked.values()), vocab.eos_id, **opts)
+            ranked = dict(zip(blanked, filled))
+        out = []
+        for i, line in enumerate(batch):
+            if i in ranked:
+                out.extend(_fill_rows(blanked[i], ranked[i], vocab, k, fmt, many, model_path))
+                continue
+            # a bad line is named and the stream goes on: the lines after it are answered too
+            failed.append(bad[i])
+            if fmt == "json":  # the record keeps its place in the output, which stays one record per line
+                record = {"line": line, "line_number": done + i + 1, "error": bad[i], "checkpoint": model_path}
+                out.append(strictjson.dumps(record, ensure_ascii=False))
+            else:
+                write_lines(out)  # the answers before it come first, so stdout and stderr read in order
+                out = []
+                if many:
+                    click.echo(f"rnn: error: {bad[i]}", err=True)
+        write_lines(out)
+        done += len(batch)
+    _stream_verdict(failed, done, many, "filled", fmt)
+
+
+def _stream_verdict(failed: list[str], total: int, many: bool, done_word: str, fmt: str) -> None:
+    """The exit status of a stream of lines: 0 when every line was answered; 2 when some could not
+    be (each was named on stderr, or by an `error` record with --format json)."""
+    if not failed:
+        return
+    from .errors import DataError
+
+    if not many:
+        raise DataError(failed[0])
+    named = "their records have an error key" if fmt == "json" else "named above"
+    raise DataError(f"{len(failed):,} of {total:,} lines could not be {done_word} ({named}); the others were")
 
 
 # ----------------------------------------------------------------------- eval

@@ -99,8 +99,8 @@ def complete_rows(
 ) -> list[Completion]:
     """The k most probable words starting with each row's prefix, from (n, V) next-word log-probabilities.
 
-    Ties go to the lower id (as in ``rnn predict``); ``min_prob`` drops words whose overall
-    probability is below it.
+    Ties go to the lower id (as in ``rnn predict``); ``min_prob`` drops words whose share among
+    the matching words (``match_prob``, the figure shown first) is below it.
     """
     out = []
     for row, prefix in zip(log_probs, prefixes):
@@ -114,7 +114,7 @@ def complete_rows(
         total = rel.sum()
         take = np.lexsort((ids, -lp))[:k]  # by probability, ties by id
         words = [(int(ids[j]), float(np.exp(lp[j])), float(rel[j] / total)) for j in take.tolist()]
-        words = [w for w in words if w[1] >= min_prob]
+        words = [w for w in words if w[2] >= min_prob]
         out.append(Completion(words, len(ids), float(np.exp(top) * total)))
     return out
 

@@ -1,0 +1,146 @@
+"""Streams and options as a script uses them (issue 18): a bad line does not stop the lines after
+it, --beam is accepted whatever the blanks, --min-prob reads the figure shown first, text comes
+from files and stdin together, and small probabilities keep their digits."""
+
+import json
+
+import pytest
+
+from rnncli.cli import _prob, main
+
+GOOD, GOOD2 = "o menino ___ em casa.", "a mãe trouxe um ___ quente."
+STREAM = f"{GOOD}\n\nsem lacuna nenhuma\n{GOOD2}\n"
+
+
+@pytest.fixture
+def model(tiny_run, workdir, monkeypatch):
+    monkeypatch.setenv("RNN_CHECKPOINT", str(tiny_run))
+    return tiny_run
+
+
+def test_a_bad_line_of_a_stream_is_named_and_the_lines_after_it_are_filled(runner, model):
+    result = runner.invoke(main, ["fill"], input=STREAM)
+    assert result.exit_code == 2
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [GOOD, GOOD2]
+    errors = result.stderr.splitlines()
+    assert errors[0].startswith("rnn: error: stdin line 2 '': empty line")
+    assert errors[1].startswith("rnn: error: stdin line 3 'sem lacuna nenhuma': no blank")
+    assert errors[2] == "rnn: error: 2 of 4 lines could not be filled (named above); the others were"
+    alone = [runner.invoke(main, ["fill", line]).stdout for line in (GOOD, GOOD2)]
+    assert [line.split("\t", 1)[1] for line in result.stdout.splitlines()] == [a.strip() for a in alone]
+
+
+def test_a_bad_line_gets_an_error_record_in_its_place_with_json(runner, model):
+    result = runner.invoke(main, ["fill", "--format", "json"], input=STREAM)
+    assert result.exit_code == 2
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["line"] for r in records] == STREAM.splitlines()
+    assert [r.get("line_number") for r in records] == [None, 2, 3, None]
+    assert "fills" in records[0] and "fills" in records[3]
+    assert "empty line" in records[1]["error"] and "no blank" in records[2]["error"]
+    assert result.stderr.strip().endswith(
+        "2 of 4 lines could not be filled (their records have an error key); the others were"
+    )
+
+
+def test_every_bad_argument_line_is_named_and_the_good_ones_answered(runner, model):
+    result = runner.invoke(main, ["fill", "sem lacuna", GOOD])
+    assert result.exit_code == 2
+    assert result.stdout.startswith(GOOD + "\t")
+    assert "argument 1 'sem lacuna': no blank" in result.stderr
+    one = runner.invoke(main, ["fill", "sem lacuna"])  # a single line: its error alone, as before
+    assert one.exit_code == 2 and one.stdout == ""
+    assert one.stderr.strip() == "rnn: error: 'sem lacuna': no blank (___) in the line"
+
+
+def test_fill_accepts_beam_on_a_line_with_one_blank(runner, model):
+    plain = runner.invoke(main, ["fill", GOOD])
+    beamed = runner.invoke(main, ["fill", "--beam", "3", GOOD])
+    assert beamed.exit_code == 0, beamed.output
+    assert beamed.stdout == plain.stdout
+
+
+def test_complete_min_prob_reads_match_prob(runner, model):
+    prompt = "o menino a"
+    everything = json.loads(
+        runner.invoke(main, ["predict", "--complete", "--format", "json", "-k", "50", prompt]).stdout
+    )
+    words = everything["predictions"]
+    assert len(words) >= 2
+    cut = words[0]["match_prob"] / 2  # the best match passes; its overall probability is lower than its share
+    assert words[0]["prob"] < cut
+    kept = json.loads(
+        runner.invoke(
+            main, ["predict", "--complete", "--format", "json", "-k", "50", "--min-prob", str(cut), prompt]
+        ).stdout
+    )["predictions"]
+    assert kept == [w for w in words if w["match_prob"] >= cut] and kept
+
+
+def test_no_survivor_prints_one_empty_line_for_predict_and_complete(runner, model):
+    plain = runner.invoke(main, ["predict", "--min-prob", "1", "o menino"])
+    complete = runner.invoke(main, ["predict", "--complete", "--min-prob", "1", "o menino a"])
+    assert plain.exit_code == complete.exit_code == 0
+    assert plain.stdout == complete.stdout == "\n"
+
+
+def test_predict_help_says_which_probability_min_prob_reads(runner):
+    text = " ".join(runner.invoke(main, ["predict", "--help"]).stdout.split())
+    assert "--complete the share among the matching words (match_prob" in text
+
+
+@pytest.mark.parametrize("command", ["score", "eval", "tokenize"])
+def test_text_given_as_an_argument_gets_the_hint_that_text_comes_from_files_or_stdin(runner, model, command):
+    result = runner.invoke(main, [command, "o menino acordou"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"rnn: error: o menino acordou: no such file; rnn {command} reads its text from files or stdin, "
+        f"e.g. echo 'o menino acordou' | rnn {command}"
+    )
+
+
+def test_score_reads_stdin_as_one_of_its_files(runner, model, workdir):
+    (workdir / "a.txt").write_text("o menino acordou.\n", encoding="utf-8")
+    both = runner.invoke(main, ["score", "a.txt", "-"], input="a mãe trouxe chá.\n")
+    assert both.exit_code == 0, both.output
+    apart = (
+        runner.invoke(main, ["score", "a.txt"]).stdout
+        + runner.invoke(main, ["score"], input="a mãe trouxe chá.\n").stdout
+    )
+    assert both.stdout == apart and len(both.stdout.splitlines()) == 2
+    twice = runner.invoke(main, ["score", "-", "a.txt", "-"], input="x\n")
+    assert twice.exit_code == 2 and "stdin can be read once" in twice.stderr
+
+
+def test_eval_reads_stdin_beside_its_files(runner, model, workdir):
+    (workdir / "a.txt").write_text("o menino acordou.\n", encoding="utf-8")
+    (workdir / "b.txt").write_text("a mãe trouxe chá.\n", encoding="utf-8")
+    files = json.loads(runner.invoke(main, ["eval", "--format", "json", "a.txt", "b.txt"]).stdout)
+    mixed = runner.invoke(main, ["eval", "--format", "json", "a.txt", "-"], input="a mãe trouxe chá.\n")
+    assert mixed.exit_code == 0, mixed.output
+    assert json.loads(mixed.stdout) == files
+
+
+def test_small_probabilities_keep_two_significant_digits():
+    assert _prob(0.578) == "0.578" and _prob(0.0012) == "0.001"
+    assert _prob(0.00034) == "0.00034" and _prob(3.14e-7) == "3.1e-07"
+    assert _prob(0.0) == "0.000"  # a true zero
+
+
+def test_text_output_shows_no_zero_for_a_word_that_has_a_probability(runner, workdir):
+    from rnncli.config import load_config
+    from rnncli.train import run_training
+
+    from .conftest import write_config
+
+    run_training(load_config(write_config(workdir, train={"epochs": 30, "lr": 0.05})))  # a peaked model
+    listed = runner.invoke(main, ["predict", "-c", "run", "-k", "100", "--show-unk", "o menino acordou sentindo-se"])
+    exact = runner.invoke(
+        main, ["predict", "-c", "run", "-k", "100", "--show-unk", "--format", "json", "o menino acordou sentindo-se"]
+    )
+    probs = [w["prob"] for w in json.loads(exact.stdout)["predictions"]]
+    assert min(probs) < 0.0005  # the case the text once showed as 0.000
+    figures = [pair.rsplit(" ", 1)[1] for pair in listed.stdout.strip().split(", ")]
+    assert figures == [_prob(p) for p in probs]
+    assert all(abs(float(f) - p) <= max(0.0005, 0.05 * p) for f, p in zip(figures, probs))
+    assert "0.000" not in figures
