@@ -326,7 +326,7 @@ def train(config, overrides, resume, resume_from, overwrite, quiet, fmt):
         best = f"{summary['best_valid_ppl']:.2f}" if summary["best_valid_ppl"] is not None else "n/a"
         speed = f"{summary['tokens_per_sec']:,.0f}" if summary["tokens_per_sec"] is not None else "n/a"
         emit(
-            f"trained {summary['epochs']} epochs, {summary['tokens']:,} tokens in {summary['train_seconds']:.1f} s "
+            f"trained {_epochs_trained(summary)}, {summary['tokens']:,} tokens in {summary['train_seconds']:.1f} s "
             f"({speed} tokens/s; this session {summary['session_tokens']:,} tokens, {summary['session_seconds']:.1f} s)"
         )
         emit(f"valid perplexity {valid} (best {best})")
@@ -365,6 +365,23 @@ def _stop_notice(resume_line: str, workers: int):
         click.echo(text, err=True)
 
     return notice
+
+
+def _plural(count: int, word: str) -> str:
+    """'1 epoch', '2 epochs', '1,000 words'."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _epochs_trained(summary: dict) -> str:
+    """'3 epochs'; '2 epochs and 45% of the third' or '3% of an epoch' when train.max_tokens
+    stopped the run inside an epoch."""
+    whole, part = summary.get("epochs_completed", summary["epochs"]), summary.get("partial_epoch", 0.0)
+    if not part:
+        return _plural(whole, "epoch")
+    share = f"{part:.0%}" if part >= 0.01 else "under 1%"
+    if whole == 0:
+        return f"{share} of an epoch (stopped at train.max_tokens)"
+    return f"{_plural(whole, 'epoch')} and {share} of epoch {whole + 1} (stopped at train.max_tokens)"
 
 
 def _quiet_unless_root(e: RnnError, comm) -> RnnError:
@@ -1100,7 +1117,7 @@ def _stream_verdict(failed: list[str], total: int, many: bool, done_word: str, f
     if not many:
         raise DataError(failed[0])
     named = "their records have an error key" if fmt == "json" else "named above"
-    raise DataError(f"{len(failed):,} of {total:,} lines could not be {done_word} ({named}); the others were")
+    raise DataError(f"{len(failed):,} of {_plural(total, 'line')} could not be {done_word} ({named}); the others were")
 
 
 # ----------------------------------------------------------------------- eval
@@ -1256,8 +1273,9 @@ def evaluate_cmd(
         if "keystrokes" in out:
             ks = out["keystrokes"]
             emit(
-                f"keystrokes   saving rate {ks['saving_rate']:.4f} with {ks['suggestions']} suggestions "
-                f"({ks['keystrokes']:,} keystrokes for {ks['letters']:,} letters of {ks['words']:,} words)"
+                f"keystrokes   saving rate {ks['saving_rate']:.4f} with {_plural(ks['suggestions'], 'suggestion')} "
+                f"({_plural(ks['keystrokes'], 'keystroke')} for {_plural(ks['letters'], 'letter')} of "
+                f"{_plural(ks['words'], 'word')})"
             )
     if failures:
         _fail(f"gate failed: {'; '.join(failures)}", EXIT_FAILURE)

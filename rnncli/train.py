@@ -76,6 +76,7 @@ class Progress:
     train_seconds: float = 0.0  # time spent in training windows, all sessions together
     epoch_nll: float = 0.0  # summed training loss of this epoch so far (so a resumed epoch reports it whole)
     epoch_tokens: int = 0  # training tokens of this epoch so far
+    epoch_seconds: float = 0.0  # wall time of this epoch so far, every session (a resumed epoch's row is whole)
     divergences: int = 0  # roll-backs after a non-finite loss or gradient, all sessions together
     metrics_lines: int = 0  # records in metrics.jsonl that this state accounts for
 
@@ -414,6 +415,9 @@ def _train(
         "checkpoint": str(store.best_or_dir()) if store else str(cfg.checkpoint.dir),
         "run_dir": str(cfg.checkpoint.dir),
         "epochs": p.epoch - 1 if p.pos == 0 else p.epoch,
+        "epochs_completed": p.epoch - 1,
+        # the share of the next epoch that was trained when train.max_tokens stopped the run inside it
+        "partial_epoch": p.pos / max(len(data) - 1, 1),
         "steps": p.step,
         "tokens": p.tokens,
         "train_seconds": p.train_seconds,
@@ -572,7 +576,8 @@ class _Run:
         """Windows until the epoch ends ("end"), max_tokens ("max_tokens"), a signal or a divergence."""
         tc, ck, t, p = self.cfg.train, self.cfg.checkpoint, self.trainer, self.trainer.progress
         self.reporter.epoch_start(p.epoch, count_windows(len(self.data), tc.bptt), p.pos // tc.bptt)
-        self.epoch_start, self.session_tokens = time.perf_counter(), 0
+        self.epoch_start = time.perf_counter()
+        self.epoch_before = p.epoch_seconds  # the part of this epoch that earlier sessions ran
         result = None
         for i, x, y in windows(self.data, tc.bptt, start=p.pos):
             clock = time.monotonic() - self.last_save if self.comm.is_root else 0.0
@@ -581,7 +586,7 @@ class _Run:
                 return "diverged", result
             p = t.progress
             p.pos = i + len(x)
-            self.session_tokens += len(x) * t.batch
+            p.epoch_seconds = self.epoch_before + (time.perf_counter() - self.epoch_start)
             self.reporter.window(len(x) * t.batch, result.loss, p.tokens / max(p.train_seconds, 1e-9))
             if tc.max_tokens and p.tokens >= tc.max_tokens:
                 return "max_tokens", result
@@ -625,7 +630,8 @@ class _Run:
         """
         tc, t = self.cfg.train, self.trainer
         p = t.progress
-        epoch, epoch_seconds = p.epoch, time.perf_counter() - self.epoch_start
+        epoch, epoch_seconds = p.epoch, self.epoch_before + (time.perf_counter() - self.epoch_start)
+        p.epoch_seconds = epoch_seconds  # what this record says, so a resume of a partial epoch goes on from it
         epoch_done = p.pos >= len(self.data) - 1
         valid = None
         if len(self.valid) >= 2:
@@ -655,7 +661,7 @@ class _Run:
             "valid_loss": valid.loss if valid is not None else None,
             "valid_ppl": valid.perplexity if valid is not None else None,
             "lr": lr_used,
-            "tokens_per_sec": self.session_tokens / max(epoch_seconds, 1e-9),
+            "tokens_per_sec": p.epoch_tokens / max(epoch_seconds, 1e-9),  # the whole epoch, as seconds
             "seconds": epoch_seconds,
             "complete": epoch_done,
             "checkpoint": str(self.store.dir / name) if self.store else None,
@@ -666,7 +672,7 @@ class _Run:
         if epoch_done:
             p.epoch += 1
             p.pos = 0
-            p.epoch_nll, p.epoch_tokens = 0.0, 0
+            p.epoch_nll, p.epoch_tokens, p.epoch_seconds = 0.0, 0, 0.0
             t.state = None
         # the record goes first: a crash between the two leaves a record that the checkpoint does
         # not count, which a resume removes (truncate_metrics) and writes again

@@ -625,15 +625,17 @@ def test_reference_yaml_is_a_valid_config():
     cfg = load_config(REFERENCE)
     assert cfg.data.train == str(REPO / "data" / "train")
     assert cfg.data.test == str(REPO / "data" / "test.txt")
+    assert cfg.checkpoint.dir == "checkpoints/reference"  # a run folder of its own
 
 
 def test_reference_yaml_lists_every_key_with_its_default():
     raw = yaml.safe_load(REFERENCE.read_text(encoding="utf-8"))
     defaults = config_to_dict(Config())
-    # the bundled corpus is the one deliberate difference from the defaults
+    # the bundled corpus and a run folder of its own are the deliberate differences from the defaults
     assert raw["data"].pop("train") == "../data/train"
     assert raw["data"].pop("test") == "../data/test.txt"
-    del defaults["data"]["train"], defaults["data"]["test"]
+    assert raw["checkpoint"].pop("dir") == "checkpoints/reference"  # not checkpoints/ itself, beside other runs
+    del defaults["data"]["train"], defaults["data"]["test"], defaults["checkpoint"]["dir"]
     assert raw == defaults
     assert list(raw) == list(SECTIONS)
     for section in SECTIONS:  # same order as the dataclasses, so the doc reads like the code

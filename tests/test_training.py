@@ -149,3 +149,46 @@ def test_an_annealed_run_ends_near_zero(workdir, schedule):
     lrs = [json.loads(line)["lr"] for line in (workdir / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(lrs) == 3 and lrs == sorted(lrs, reverse=True), lrs
     assert lrs[0] < cfg.train.lr and 0 < lrs[-1] < 0.05 * cfg.train.lr, lrs
+
+
+class _Clock:
+    """A stand-in for time.perf_counter that advances by a fixed step at every reading."""
+
+    def __init__(self, step: float):
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_a_resumed_epoch_is_reported_whole(workdir, monkeypatch):
+    """The row of an epoch that a stop split in two shows the epoch's whole time, not the resumed part."""
+    import rnncli.train as train_module
+
+    (workdir / "train.txt").write_text("a b c d e f g\n" * 80, encoding="utf-8")
+    cfg = write_config(workdir, train={"epochs": 1})
+    monkeypatch.setattr(train_module.time, "perf_counter", _Clock(100.0))  # a slow first session
+    run_training(load_config(cfg, ["train.max_tokens=40"]))
+    first = [json.loads(line) for line in (workdir / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["complete"] for r in first] == [False] and first[0]["seconds"] >= 100
+    monkeypatch.setattr(train_module.time, "perf_counter", _Clock(0.001))  # a fast second one
+    run_training(load_config(cfg), resume=True)
+    records = [json.loads(line) for line in (workdir / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["complete"] for r in records] == [False, True]
+    assert records[1]["seconds"] > first[0]["seconds"]  # the first session's part is in it
+    assert records[1]["tokens_per_sec"] < records[1]["tokens"] / first[0]["seconds"]
+
+
+def test_the_summary_says_how_much_of_an_epoch_max_tokens_left_trained(workdir, runner):
+    from rnncli.cli import main
+
+    (workdir / "train.txt").write_text("a b c d e f g\n" * 80, encoding="utf-8")
+    cfg = str(write_config(workdir, train={"epochs": 3}))
+    partial = runner.invoke(main, ["train", cfg, "-q", "--set", "train.max_tokens=40"])
+    assert partial.exit_code == 0, partial.output
+    assert partial.stdout.startswith("trained ") and "% of an epoch (stopped at train.max_tokens)," in partial.stdout
+    one = runner.invoke(main, ["train", cfg, "-q", "--overwrite", "--set", "train.epochs=1"])
+    assert one.stdout.startswith("trained 1 epoch, "), one.stdout
+    summary = json.loads(runner.invoke(main, ["train", cfg, "-q", "--overwrite", "--format", "json"]).stdout)
+    assert (summary["epochs"], summary["epochs_completed"], summary["partial_epoch"]) == (3, 3, 0.0)
