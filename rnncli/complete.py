@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .model import RNNModel
+from .tokenizer import JOINER_TABLE, clean_text, normalize_joiners
 
 #: the unfinished word at the end of a prompt: letters, digits, and the hyphens and apostrophes that
 #: Portuguese words carry inside them ("sentindo-s", "d'á"); an empty match when the prompt ends in
@@ -42,7 +43,10 @@ _ROW_FLOATS = 16_000_000
 
 
 def match_key(text: str, accents: bool = False) -> str:
-    """What a word is matched by: its case folded and, unless ``accents``, its accents dropped."""
+    """What a word is matched by: its case folded, its hyphens and apostrophes in ASCII (whichever
+    was typed: "sentindo‑" finds "sentindo-se", "d’á" finds "d'água") and, unless ``accents``, its
+    accents dropped."""
+    text = text.translate(JOINER_TABLE)
     if not accents:
         text = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
     return unicodedata.normalize("NFC", text.casefold())
@@ -51,12 +55,16 @@ def match_key(text: str, accents: bool = False) -> str:
 def split_prompt(prompt: str) -> tuple[str, str]:
     """``"sentindo-se ind"`` -> ``("sentindo-se ", "ind")``: the context and the unfinished word.
 
-    The prompt is composed first (Unicode NFC), so an accent typed as a separate combining mark
-    ("me\u0301di") belongs to its letter, and marks that compose with nothing stay in the word.
+    The prompt is cleaned as the tokenizer cleans a line (invisible characters such as the soft
+    hyphen dropped, Unicode NFC), so an accent typed as a separate combining mark ("me\u0301di")
+    belongs to its letter, and marks that compose with nothing stay in the word.  A hyphen or an
+    apostrophe of another form that the tokenizer would read as "-" or "'" ("sentindo\u2011",
+    "d´á") is part of the word as the ASCII one is; the word is returned as typed.
     """
-    prompt = unicodedata.normalize("NFC", prompt)
-    m = _UNFINISHED.search(prompt)
-    return prompt[: m.start()], m.group()
+    prompt = clean_text(prompt)
+    # one character for one: the offsets of the normalised prompt are those of the prompt
+    m = _UNFINISHED.search(normalize_joiners(prompt, open_end=True))
+    return prompt[: m.start()], prompt[m.start() :]
 
 
 class PrefixIndex:

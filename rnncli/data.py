@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .tokenizer import EOS, Tokenizer, Vocab
+from .tokenizer import EOS, RULES_VERSION, Tokenizer, Vocab
 
 # a directory stands for the text files under it (recursively, hidden ones skipped)
 TEXT_SUFFIXES = (".txt", ".txt.gz", ".tokens", ".tokens.gz", ".gz")
@@ -235,7 +235,8 @@ def build_corpus(data_cfg, tokenizer: Tokenizer, min_count: int, max_vocab: int,
 # One file per list of corpus files: <cache_dir>/<key>.safetensors, holding the provisional ids
 # ("ids", int32) and the words they stand for ("words", the UTF-8 bytes of a JSON list).  The key
 # is a SHA-256 of the files' contents (not their names or dates), the tokenizer settings and the
-# decoding options, so editing a file or changing a setting misses the cache and re-tokenizes.
+# version of its rules, and the decoding options, so editing a file, changing a setting or
+# upgrading to rules that tokenize some text differently misses the cache and re-tokenizes.
 CACHE_FORMAT = 1
 
 
@@ -255,6 +256,7 @@ def cache_key(files: list[Path], tokenizer: Tokenizer, encoding: str, errors: st
         "format": CACHE_FORMAT,
         "max_line_bytes": MAX_LINE_BYTES,
         "tokenizer": tokenizer.to_dict(),
+        "tokenizer_rules": RULES_VERSION,
         "encoding": encoding,
         "errors": errors,
         "files": [_file_digest(p) for p in files],

@@ -13,6 +13,10 @@ Portuguese mode, in short (see `_TOKEN_RE` for the details):
   internal hyphens ("far-se-á", "guarda-chuva"), internal apostrophes
   ("d'água", "n’alma") and, between digits, "." and "," ("1.234,56");
   ordinal marks stick to their number ("1º", "2.ª", "5.°");
+* the other hyphens and apostrophes that word processors, keyboards and PDF
+  tools type are read as "-" and "'" (`normalize_joiners`), so "sentindo‑se"
+  (U+2011) and "d’água" are the words "sentindo-se" and "d'água"; whitespace
+  mode keeps them as they are (a pre-tokenized corpus's tokens are its own);
 * the abbreviations in `ABBREVIATIONS` keep their period ("Sr.", "D.", "etc.");
 * "R$" and "US$" are single tokens; "%" and every other symbol or emoji is a
   token of one character; "..." is one token and so is a run of hyphens "--";
@@ -79,10 +83,10 @@ _LETTER = r"[^\W_]"  # letters and digits, i.e. \w without the underscore
 # A run of letters; marks and ordinal signs may follow inside it ("5.°" joins
 # only after a digit so that "era o." stays a word and a full stop).
 _RUN = rf"{_LETTER}+(?:(?:{_MARK}+|(?<=\d)\.?[°ºª]){_LETTER}*)*"
-# What may glue two runs into one word: hyphens, apostrophes, and the thousands
-# and decimal separators of a number (only between digits, so "fim.Depois"
-# still splits).
-_CONNECT = r"(?:[-\u2010'\u2019]|(?<=\d)[.,](?=\d))"
+# What may glue two runs into one word: hyphens, apostrophes (other forms of
+# both are ASCII by now: `normalize_joiners`), and the thousands and decimal
+# separators of a number (only between digits, so "fim.Depois" still splits).
+_CONNECT = r"(?:[-']|(?<=\d)[.,](?=\d))"
 
 
 def _trie_pattern(words: Iterable[str]) -> str:
@@ -149,18 +153,77 @@ _ODD_RE = re.compile(f"[{_CONTROL}{_INVISIBLE}]")
 _CONTROL_RE = re.compile(f"[{_CONTROL}]")
 _INVISIBLE_RE = re.compile(f"[{_INVISIBLE}]")
 
-# Inside a word the typographic apostrophe becomes the straight one, so that
-# "d’água" and "d'água" are one vocabulary entry.
-_CURLY_APOSTROPHE_RE = re.compile(r"(?<=[^\W_])\u2019(?=[^\W_])")
-_DASHES = frozenset({"—", "–", "-", "‐"})
+_DASHES = frozenset({"—", "–", "-"})
 _CONTINUES_SENTENCE = frozenset({",", ";"})
 
+# The version of the rules of this module: bump it when a change makes some text
+# tokenize differently, so that the tokenized-corpus cache (`rnncli.data.cache_key`)
+# never serves the tokens of older rules.  Not a setting: a checkpoint is read
+# with the rules of the code that reads it.
+# 2: the hyphens and apostrophes of `_JOINERS_ANYWHERE` and `_JOINERS_BETWEEN`.
+RULES_VERSION = 2
 
-def _clean(line: str) -> str:
-    """Drop invisible characters, blank out control characters, then NFC."""
-    if _ODD_RE.search(line):
-        line = _INVISIBLE_RE.sub("", _CONTROL_RE.sub(" ", line))
-    return unicodedata.normalize("NFC", line)
+# Hyphens and apostrophes as other software types them ("sentindo‑se" with the
+# non-breaking hyphen of a word processor, "d´água" from a Brazilian keyboard).
+# These are a hyphen or an apostrophe wherever they are: read as ASCII everywhere.
+_JOINERS_ANYWHERE = {
+    "\u2010": "-",  # HYPHEN
+    "\u2011": "-",  # NON-BREAKING HYPHEN
+    "\ufe63": "-",  # SMALL HYPHEN-MINUS
+    "\uff0d": "-",  # FULLWIDTH HYPHEN-MINUS
+    "\u02bc": "'",  # MODIFIER LETTER APOSTROPHE
+    "\uff07": "'",  # FULLWIDTH APOSTROPHE
+}
+# These mean something else next to a space (a quotation mark, a prime, an accent,
+# a minus sign, a list bullet): read as ASCII only between two letters or digits,
+# where they can only join a word ("d’água", but "‘palavra’" keeps its quotes).
+# En and em dashes are never word joiners: "1990–2000" is a range, "ele—disse" an aside.
+_JOINERS_BETWEEN = {
+    "\u2012": "-",  # FIGURE DASH
+    "\u2043": "-",  # HYPHEN BULLET
+    "\u2212": "-",  # MINUS SIGN
+    "\u2018": "'",  # LEFT SINGLE QUOTATION MARK
+    "\u2019": "'",  # RIGHT SINGLE QUOTATION MARK (the apostrophe of word processors)
+    "\u2032": "'",  # PRIME
+    "`": "'",  # GRAVE ACCENT
+    "\u00b4": "'",  # ACUTE ACCENT
+}
+_JOINERS = {**_JOINERS_ANYWHERE, **_JOINERS_BETWEEN}
+#: every joiner above to its ASCII form, wherever it is (for `str.translate`)
+JOINER_TABLE = str.maketrans(_JOINERS)
+_ANY_JOINER_RE = re.compile("[" + re.escape("".join(_JOINERS)) + "]")
+_AFTER_WORD = rf"(?:(?<={_LETTER})|(?<={_MARK}))"
+_ANYWHERE_CLASS = "[" + re.escape("".join(_JOINERS_ANYWHERE)) + "]"
+_BETWEEN_CLASS = "[" + re.escape("".join(_JOINERS_BETWEEN)) + "]"
+_JOINER_RE = re.compile(rf"{_ANYWHERE_CLASS}|{_AFTER_WORD}{_BETWEEN_CLASS}(?={_LETTER})")
+_OPEN_JOINER_RE = re.compile(rf"{_ANYWHERE_CLASS}|{_AFTER_WORD}{_BETWEEN_CLASS}(?={_LETTER}|\Z)")
+
+
+def _ascii_joiner(m: re.Match) -> str:
+    return _JOINERS[m.group()]
+
+
+def normalize_joiners(text: str, open_end: bool = False) -> str:
+    """`text` with its hyphens and apostrophes in ASCII, as the Portuguese mode reads them.
+
+    The unambiguous forms (U+2010, U+2011, U+FE63, U+FF0D -> "-"; U+02BC, U+FF07
+    -> "'") change everywhere; those that are also something else (U+2012, U+2043,
+    U+2212 -> "-"; U+2018, U+2019, U+2032, "`", U+00B4 -> "'") only between two
+    letters or digits.  One character stays one character, so an offset into the
+    result is an offset into `text`.  `open_end`: the text ends in a word still
+    being typed, so a joiner at its very end counts as followed by a letter
+    ("um copo d´" -> "um copo d'").
+    """
+    if not _ANY_JOINER_RE.search(text):  # most text: one scan in C, no copy
+        return text
+    return (_OPEN_JOINER_RE if open_end else _JOINER_RE).sub(_ascii_joiner, text)
+
+
+def clean_text(text: str) -> str:
+    """Drop invisible characters, blank out control characters, then NFC (both modes)."""
+    if _ODD_RE.search(text):
+        text = _INVISIBLE_RE.sub("", _CONTROL_RE.sub(" ", text))
+    return unicodedata.normalize("NFC", text)
 
 
 def _split_lines(chunks: Iterable[str]) -> Iterator[str]:
@@ -257,7 +320,7 @@ class Tokenizer:
         last_eos = True  # the start of the text is a boundary: no leading <eos>
         due = False  # a line-end <eos> is owed before the next token
         for line in lines:
-            tokens = line_tokens(_clean(line))
+            tokens = line_tokens(clean_text(line))
             if not tokens:
                 continue  # blank line (or only invisible characters)
             if tokens[0] == EOS:
@@ -290,9 +353,7 @@ class Tokenizer:
         ends, so the line is split before lower-casing and the tokens are
         lowered one by one.
         """
-        if "\u2019" in line:
-            line = _CURLY_APOSTROPHE_RE.sub("'", line)
-        raw = _TOKEN_RE.findall(line)
+        raw = _TOKEN_RE.findall(normalize_joiners(line))
         toks = [t.lower() for t in raw] if self.lowercase else raw
         # Most lines hold no sentence mark at all; they skip the slow path.
         has_mark = any(mark in line for mark in _TERMINALS)

@@ -115,7 +115,7 @@ def test_accents_case_a_clitic_and_a_whole_word_prefix(tiny_run, runner):
 
 def test_no_match_says_so_on_stderr_prints_no_words_and_exits_0(tiny_run, runner):
     result = _complete(runner, tiny_run, "o menino xyz")
-    assert result.stdout == ""
+    assert result.stdout == "\n"  # one empty line, as plain predict prints when no word is left
     assert "no word of the vocabulary starts with 'xyz'" in result.stderr
     lines = _complete(runner, tiny_run, "--format", "json", "-", input="o menino xyz\no m\n").stdout.splitlines()
     assert json.loads(lines[0])["predictions"] == [] and json.loads(lines[0])["matches"] == 0

@@ -8,6 +8,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
+import rnncli.tokenizer as tokenizer_module
+from rnncli.cli import main
+from rnncli.complete import match_key, split_prompt
+from rnncli.data import cache_key, tokenize_files
 from rnncli.errors import ConfigError
 from rnncli.tokenizer import (
     ABBREVIATIONS,
@@ -17,6 +21,7 @@ from rnncli.tokenizer import (
     Vocab,
     count_tokens,
     detokenize,
+    normalize_joiners,
 )
 
 PT = Tokenizer()
@@ -538,7 +543,7 @@ def test_random_text_properties():
     hypothesis = pytest.importorskip("hypothesis")
     st = hypothesis.strategies
     alphabet = st.sampled_from(
-        list("aeioáéçãõ AZÉ0129.,;:!?…-—'’\"()«»\n\r\t\x00\x0c\x85\u2028\u0301\u200b😀_$%ºª°")
+        list("aeioáéçãõ AZÉ0129.,;:!?…-—'’\"()«»\n\r\t\x00\x0c\x85\u2028\u0301\u200b😀_$%ºª°‐‑−‘´`ʼ\u00ad")
         + ["R$", "Sr.", "D.", "etc.", "...", "1.234,56", "<eos>", "<unk>", "\r\n", "\n\n"]
     )
     texts = st.lists(alphabet, max_size=60).map("".join)
@@ -726,3 +731,195 @@ def test_vocab_dict_round_trip():
 def test_vocab_from_dict_rejects_damage(d, message):
     with pytest.raises(ValueError, match=message):
         Vocab.from_dict(d)
+
+
+# ------------------------------------------- text pasted from a word processor
+# Word processors, phone keyboards and PDF tools type other characters for the hyphen and the
+# apostrophe.  The Portuguese mode reads them as "-" and "'" (issue 18, item 5): the unambiguous
+# ones wherever they are, the ones that are also quotes, primes, accents, minus signs or bullets
+# only between two letters or digits, where they can only join a word.
+
+HYPHENS_ANYWHERE = ["\u2010", "\u2011", "\ufe63", "\uff0d"]  # hyphen, non-breaking, small, fullwidth
+HYPHENS_BETWEEN = ["\u2012", "\u2043", "\u2212"]  # figure dash, hyphen bullet, minus sign
+APOSTROPHES_ANYWHERE = ["\u02bc", "\uff07"]  # modifier letter apostrophe, fullwidth apostrophe
+APOSTROPHES_BETWEEN = ["\u2019", "\u2018", "\u2032", "`", "\u00b4"]  # quotes, prime, grave, acute
+PASTED = "Ele estava sentindo-se mal; bebeu um copo d'água, pensou n'ele e na galinha-d'angola."
+
+
+def _paste(text: str, hyphen: str = "-", apostrophe: str = "'") -> str:
+    return text.replace("-", hyphen).replace("'", apostrophe)
+
+
+@pytest.mark.parametrize("hyphen", HYPHENS_ANYWHERE + HYPHENS_BETWEEN)
+def test_pasted_hyphens_read_as_the_ascii_hyphen(hyphen):
+    ascii_tokens = PT.tokenize(PASTED)
+    assert "sentindo-se" in ascii_tokens and "galinha-d'angola" in ascii_tokens
+    for tok in (PT, PT_CASED, Tokenizer(sentence_eos=False)):
+        text = _paste(PASTED, hyphen=hyphen)
+        assert tok.tokenize(text) == tok.tokenize(PASTED)
+        assert tok.tokenize_prompt(text) == tok.tokenize_prompt(PASTED)
+        assert list(tok.iter_tokens(text.splitlines(keepends=True))) == tok.tokenize(PASTED)
+    assert PT.tokenize_prompt(f"far{hyphen}se{hyphen}á 1990{hyphen}2000") == ["far-se-á", "1990-2000"]
+
+
+@pytest.mark.parametrize("apostrophe", APOSTROPHES_ANYWHERE + APOSTROPHES_BETWEEN)
+def test_pasted_apostrophes_read_as_the_ascii_apostrophe(apostrophe):
+    text = _paste(PASTED, apostrophe=apostrophe)
+    for tok in (PT, PT_CASED):
+        assert tok.tokenize(text) == tok.tokenize(PASTED)
+    assert PT.tokenize_prompt(f"D{apostrophe}Água pau-d{apostrophe}arco") == ["d'água", "pau-d'arco"]
+
+
+def test_a_word_may_mix_pasted_hyphens_and_apostrophes():
+    tokens = PT.tokenize_prompt("galinha\u2011d\u2019angola e far\u2010se\u2011á")
+    assert tokens == ["galinha-d'angola", "e", "far-se-á"]
+
+
+@pytest.mark.parametrize("char", HYPHENS_ANYWHERE + APOSTROPHES_ANYWHERE)
+def test_unambiguous_hyphens_and_apostrophes_are_ascii_everywhere(char):
+    """Outside a word they are the ASCII character too: the tokens are those of ASCII text."""
+    ascii_char = "-" if char in HYPHENS_ANYWHERE else "'"
+    for text in ["{c}olá{c}", "a {c} b", "{c}{c}", "fim{c}", "{c}80"]:
+        assert PT.tokenize(text.format(c=char)) == PT.tokenize(text.format(c=ascii_char)), text
+
+
+@pytest.mark.parametrize(
+    "text, tokens",
+    [
+        # Quotation marks around a word stay quotation marks (as typed, like “ and ”).
+        ("‘palavra’", ["‘", "palavra", "’"]),
+        ("o ‘livro’ dele", ["o", "‘", "livro", "’", "dele"]),
+        ("disse: ‘Vem cá’.", ["disse", ":", "‘", "vem", "cá", "’", ".", EOS]),
+        ("os alunos’ livros", ["os", "alunos", "’", "livros"]),
+        ("anos ’80", ["anos", "’", "80"]),
+        ("´a` b´", ["´", "a", "`", "b", "´"]),
+        # A minus sign, a prime or a bullet that joins nothing keeps its meaning.
+        ("−5 graus", ["−", "5", "graus"]),
+        ("5′ 30″", ["5", "′", "30", "″"]),
+        ("⁃ primeiro item", ["⁃", "primeiro", "item"]),
+        # En and em dashes are punctuation, spaced or not: a range, an aside, a dialogue.
+        ("1990–2000", ["1990", "–", "2000"]),
+        ("Rio–Niterói", ["rio", "–", "niterói"]),
+        ("sentindo–se", ["sentindo", "–", "se"]),
+        ("ele — disse", ["ele", "—", "disse"]),
+        ("ele—disse", ["ele", "—", "disse"]),
+    ],
+)
+def test_quotes_primes_minus_signs_and_dashes_that_join_nothing_are_kept(text, tokens):
+    assert PT.tokenize_prompt(text) == tokens
+
+
+def test_curly_quotes_around_a_word_tokenize_like_straight_ones():
+    assert PT.tokenize_prompt("‘palavra’") == ["‘", "palavra", "’"]
+    assert PT.tokenize_prompt("'palavra'") == ["'", "palavra", "'"]
+    assert detokenize(PT.tokenize_prompt("o ‘livro’ dele")) == "o ‘livro’ dele"
+
+
+def test_a_dash_after_a_sentence_end_still_lets_the_sentence_end():
+    assert PT.tokenize("Saiu.\u2010 Voltou") == PT.tokenize("Saiu.- Voltou")
+    assert PT.tokenize("Ah!\u2011 que pena") == PT.tokenize("Ah!- que pena") == ["ah", "!", "-", "que", "pena", EOS]
+
+
+def test_the_soft_hyphen_is_dropped_wherever_it_is():
+    for tok in (PT, Tokenizer(mode="whitespace")):
+        assert tok.tokenize_prompt("indis\u00adposto sentindo\u00ad-\u00adse \u00ad") == ["indisposto", "sentindo-se"]
+    assert PT.tokenize_prompt("sentindo\u2011\u00adse") == ["sentindo-se"]
+
+
+def test_whitespace_mode_keeps_the_characters_of_its_tokens():
+    """A pre-tokenized corpus's tokens are its own: only invisible characters are dropped."""
+    tok = Tokenizer(mode="whitespace")
+    assert tok.tokenize_prompt("sentindo\u2011se d’água") == ["sentindo\u2011se", "d’água"]
+    assert tok.tokenize_prompt("sentindo\u00ad-se") == ["sentindo-se"]
+
+
+def test_joiner_normalisation_is_one_character_for_one():
+    text = "d’água sentindo‑se ‘sim’ x−y −5 d´"
+    out = normalize_joiners(text)
+    assert out == "d'água sentindo-se ‘sim’ x-y −5 d´" and len(out) == len(text)
+    assert normalize_joiners("d´", open_end=True) == "d'"
+    assert normalize_joiners("‘pala", open_end=True) == "‘pala"
+    assert normalize_joiners("nada a mudar") == "nada a mudar"
+
+
+def test_training_text_with_pasted_characters_gives_the_ascii_vocabulary(tmp_path):
+    """The corpus reader of `rnn train` (tokenize_files) sees the ASCII words."""
+    ascii_file, pasted_file = tmp_path / "ascii.txt", tmp_path / "pasted.txt"
+    ascii_file.write_text(PASTED + "\n", encoding="utf-8")
+    pasted = _paste(PASTED, "\u2011", "\u2019") + "\n" + _paste(PASTED, "\u2010", "\u02bc")
+    pasted_file.write_text(pasted, encoding="utf-8")
+    _, ascii_words = tokenize_files([ascii_file], PT, "utf-8", "strict")
+    _, pasted_words = tokenize_files([pasted_file], PT, "utf-8", "strict")
+    assert sorted(pasted_words) == sorted(ascii_words)
+
+
+def test_the_corpus_cache_key_holds_the_tokenizer_rules(tmp_path, monkeypatch):
+    """Tokens cached under older rules ("sentindo", "‑", "se") are never served again."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("sentindo\u2011se\n", encoding="utf-8")
+    key = cache_key([corpus], PT, "utf-8", "strict")
+    import rnncli.data as data_module
+
+    monkeypatch.setattr(data_module, "RULES_VERSION", tokenizer_module.RULES_VERSION + 1)
+    assert cache_key([corpus], PT, "utf-8", "strict") != key
+    # The rules version is not a setting: checkpoints keep the same tokenizer dict, old ones load.
+    old = {"mode": "portuguese", "lowercase": True, "sentence_eos": True, "line_eos": True}
+    assert Tokenizer.from_dict(old).to_dict() == old
+
+
+def _cli(runner, *args, input=None):
+    result = runner.invoke(main, list(args), input=input)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_a_model_trained_on_ascii_predicts_the_same_after_pasted_text(tiny_run, runner):
+    prompt = "A mãe trouxe um copo d'água e ele estava sentindo-se"
+    pasted = [_paste(prompt, h, a) for h, a in zip(HYPHENS_ANYWHERE + HYPHENS_BETWEEN, APOSTROPHES_BETWEEN * 2)]
+    lines = _cli(runner, "predict", "-c", str(tiny_run), "--format", "json", prompt, *pasted).splitlines()
+    predictions = [json.loads(line)["predictions"] for line in lines]
+    assert len(predictions) == 1 + len(pasted)
+    assert all(p == predictions[0] for p in predictions[1:])
+
+    text = "Às 14h30 ele já estava sentindo-se melhor.\nA mãe trouxe um copo d'água.\n"
+    pasted_text = _paste(text, "\u2011", "\u2019")
+    for command in ("tokenize", "eval"):
+        assert _cli(runner, command, "-c", str(tiny_run), input=pasted_text) == _cli(
+            runner, command, "-c", str(tiny_run), input=text
+        ), command
+
+    def scores(text):  # without the line itself, which is echoed as given
+        out = _cli(runner, "score", "-c", str(tiny_run), "--format", "json", input=text)
+        return [{k: v for k, v in json.loads(line).items() if k != "line"} for line in out.splitlines()]
+
+    assert scores(pasted_text) == scores(text)
+    assert "<unk>" not in _cli(runner, "tokenize", "-c", str(tiny_run), input=pasted_text)
+
+
+def test_fill_reads_pasted_text_as_ascii(tiny_run, runner):
+    line = "ele estava sentindo-se ___ e foi ao médico"
+    for hyphen in ("\u2011", "\u2010"):
+        assert _cli(runner, "fill", "-c", str(tiny_run), _paste(line, hyphen)) == _cli(
+            runner, "fill", "-c", str(tiny_run), line
+        )
+
+
+def test_completing_a_word_typed_with_a_pasted_hyphen_or_apostrophe(tiny_run, runner):
+    assert split_prompt("ela estava sentindo\u2011") == ("ela estava ", "sentindo\u2011")
+    assert split_prompt("um copo d\u00b4á") == ("um copo ", "d\u00b4á")
+    assert split_prompt("um copo d’") == ("um copo ", "d’")
+    assert split_prompt("disse ‘pala") == ("disse ‘", "pala")
+    assert split_prompt("ela estava indis\u00adpo") == ("ela estava ", "indispo")
+    assert match_key("Sentindo\u2011") == match_key("sentindo\u2010") == "sentindo-"
+    assert match_key("D\u2019á") == match_key("d\u00b4a") == "d'a"
+
+    def completions(prompt):
+        out = _cli(runner, "predict", "-c", str(tiny_run), "--complete", "--format", "json", prompt)
+        return json.loads(out)["predictions"]
+
+    ascii_words = completions("ela estava sentindo-")
+    assert ascii_words and ascii_words[0]["word"] == "sentindo-se"
+    for hyphen in HYPHENS_ANYWHERE + HYPHENS_BETWEEN:
+        assert completions(f"ela estava sentindo{hyphen}") == ascii_words, hyphen
+    for apostrophe in APOSTROPHES_ANYWHERE + APOSTROPHES_BETWEEN:
+        assert completions(f"um copo d{apostrophe}") == completions("um copo d'"), apostrophe
