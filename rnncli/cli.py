@@ -220,6 +220,28 @@ class _BarReporter:
         self.bar = None
         self.loss = None
 
+    def reading(self, done: int, total: int) -> None:
+        """A bar while the corpus is read and tokenized (shown only if that takes over a second)."""
+        if not self.show_bar:
+            return
+        if self.bar is None and done < total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                desc="reading the corpus",
+                unit="B",
+                unit_scale=True,
+                leave=False,
+                delay=1.0,
+                file=sys.stderr,
+            )
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            if done >= total:
+                self.bar.close()
+                self.bar = None
+
     def corpus(self, info: dict) -> None:
         if not self.quiet:
             split = " (split off the end of train)" if info["valid_split_from_train"] else ""

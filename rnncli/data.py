@@ -79,11 +79,14 @@ def _is_ascii_superset(encoding: str) -> bool:
 DECODE_HINT = "set data.encoding to the file's encoding, or data.errors: replace"
 
 
-def read_lines(path: Path, encoding: str = "utf-8", errors: str = "strict", hint: str = DECODE_HINT) -> Iterator[str]:
+def read_lines(
+    path: Path, encoding: str = "utf-8", errors: str = "strict", hint: str = DECODE_HINT, progress=None
+) -> Iterator[str]:
     """Yield the decoded lines of a file, gunzipping it when it is gzip-compressed.
 
     A decoding error names the file and the byte offset (of the decompressed
     stream for .gz) and tells the user which options change the behaviour (``hint``).
+    ``progress(n)`` is told of every n bytes of the file (as stored: compressed for .gz) read.
     """
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed by the with-block below
@@ -98,31 +101,51 @@ def read_lines(path: Path, encoding: str = "utf-8", errors: str = "strict", hint
         except OSError as e:
             raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
         stream = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
-        try:
-            first = stream.peek(8192)[:8192] if hasattr(stream, "peek") else b""
-            if b"\x00" in first and _is_ascii_superset(encoding):
-                raise DataError(f"{path}: looks like a binary file (it contains NUL bytes), not text")
-            if not _is_ascii_superset(encoding):
-                yield from io.TextIOWrapper(stream, encoding=encoding, errors=errors)
-                return
-            decoder = codecs.getincrementaldecoder(encoding)(errors)
-            offset = 0
-            for offset, line in _raw_lines(stream, path):
-                try:
-                    yield decoder.decode(line)
-                except UnicodeDecodeError as e:
-                    raise DataError(f"{path}: not valid {encoding} at byte offset {offset + e.start}; {hint}") from None
-                offset += len(line)
+        if progress is not None:
+            yield from _told(_decoded_lines(stream, path, encoding, errors, hint), raw, progress)
+        else:
+            yield from _decoded_lines(stream, path, encoding, errors, hint)
+
+
+def _told(lines: Iterator[str], raw, progress) -> Iterator[str]:
+    """lines, telling ``progress`` how far into the stored file ``raw`` they have come (every 4,096 lines)."""
+    told = 0
+    for n, line in enumerate(lines, 1):
+        yield line
+        if not n & 4095:
+            where = raw.tell()
+            progress(where - told)
+            told = where
+    progress(os.fstat(raw.fileno()).st_size - told)
+
+
+def _decoded_lines(stream, path: Path, encoding: str, errors: str, hint: str) -> Iterator[str]:
+    """The decoded lines of a binary stream (a file, or a gzip stream over it)."""
+    try:
+        first = stream.peek(8192)[:8192] if hasattr(stream, "peek") else b""
+        if b"\x00" in first and _is_ascii_superset(encoding):
+            raise DataError(f"{path}: looks like a binary file (it contains NUL bytes), not text")
+        if not _is_ascii_superset(encoding):
+            yield from io.TextIOWrapper(stream, encoding=encoding, errors=errors)
+            return
+        decoder = codecs.getincrementaldecoder(encoding)(errors)
+        offset = 0
+        for offset, line in _raw_lines(stream, path):
             try:
-                tail = decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                raise DataError(
-                    f"{path}: not valid {encoding} at byte offset {offset}: the file ends inside a character; {hint}"
-                ) from None
-            if tail:
-                yield tail
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
-            raise DataError(f"{path}: cannot read ({e})") from None
+                yield decoder.decode(line)
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}: not valid {encoding} at byte offset {offset + e.start}; {hint}") from None
+            offset += len(line)
+        try:
+            tail = decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise DataError(
+                f"{path}: not valid {encoding} at byte offset {offset}: the file ends inside a character; {hint}"
+            ) from None
+        if tail:
+            yield tail
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
 
 
 # A line longer than this is cut after a space into pieces about this long, each read as a line
@@ -155,10 +178,10 @@ def _raw_lines(stream, path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def iter_file_tokens(
-    files: Iterable[Path], tokenizer: Tokenizer, encoding: str, errors: str, hint: str = DECODE_HINT
+    files: Iterable[Path], tokenizer: Tokenizer, encoding: str, errors: str, hint: str = DECODE_HINT, progress=None
 ) -> Iterator[str]:
     for path in files:
-        yield from tokenizer.iter_tokens(read_lines(path, encoding, errors, hint))
+        yield from tokenizer.iter_tokens(read_lines(path, encoding, errors, hint, progress))
 
 
 class _Interner:
@@ -188,10 +211,13 @@ class Corpus:
     valid_is_split: bool  # valid was cut off the end of train (data.valid_fraction)
 
 
-def build_corpus(data_cfg, tokenizer: Tokenizer, min_count: int, max_vocab: int, vocab: Vocab | None = None) -> Corpus:
+def build_corpus(
+    data_cfg, tokenizer: Tokenizer, min_count: int, max_vocab: int, vocab: Vocab | None = None, progress=None
+) -> Corpus:
     """Read train/valid/test as the data config says; build the vocabulary from train only.
 
-    ``vocab`` given (a resumed run) is used as is instead of building one.
+    ``vocab`` given (a resumed run) is used as is instead of building one.  ``progress(done,
+    total)`` hears how many bytes of the files have been read (a cached file counts at once).
     """
     enc, err = data_cfg.encoding, data_cfg.errors
     if not data_cfg.train:
@@ -201,7 +227,9 @@ def build_corpus(data_cfg, tokenizer: Tokenizer, min_count: int, max_vocab: int,
     test_files = resolve_files(data_cfg.test, "data.test")
 
     cache = getattr(data_cfg, "cache_dir", None)
-    train, train_words = tokenize_files(train_files, tokenizer, enc, err, cache)
+    if progress is not None:
+        progress = _Progress(sum(_size(p) for p in train_files + valid_files + test_files), progress)
+    train, train_words = tokenize_files(train_files, tokenizer, enc, err, cache, progress)
     if train.size == 0:
         raise DataError(f"data.train: no tokens in {', '.join(map(str, train_files))}; the files are empty")
     valid_is_split = not valid_files
@@ -210,8 +238,8 @@ def build_corpus(data_cfg, tokenizer: Tokenizer, min_count: int, max_vocab: int,
         train, valid = _split_off_end(train, data_cfg.valid_fraction, eos)
         valid_words = train_words
     else:
-        valid, valid_words = tokenize_files(valid_files, tokenizer, enc, err, cache)
-    test, test_words = tokenize_files(test_files, tokenizer, enc, err, cache)
+        valid, valid_words = tokenize_files(valid_files, tokenizer, enc, err, cache, progress)
+    test, test_words = tokenize_files(test_files, tokenizer, enc, err, cache, progress)
 
     if vocab is None:
         counts = np.bincount(train, minlength=len(train_words))
@@ -264,13 +292,37 @@ def cache_key(files: list[Path], tokenizer: Tokenizer, encoding: str, errors: st
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
+class _Progress:
+    """Bytes read so far out of a total, told to ``report(done, total)`` as they are read."""
+
+    def __init__(self, total: int, report):
+        self.done, self.total, self.report = 0, total, report
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        self.report(min(self.done, self.total), self.total)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # reading it will name the problem
+
+
 def tokenize_files(
-    files: list[Path], tokenizer: Tokenizer, encoding: str, errors: str, cache_dir: str | None = None
+    files: list[Path],
+    tokenizer: Tokenizer,
+    encoding: str,
+    errors: str,
+    cache_dir: str | None = None,
+    progress=None,
 ) -> tuple[np.ndarray, list[str]]:
     """(provisional ids (N,) int32, the word of each provisional id) of the files' tokens.
 
     With ``cache_dir``, a previous result for the same contents and settings is read back
     instead of tokenizing again; a damaged or unwritable cache is ignored (it only saves time).
+    ``progress(n)`` is told of every n bytes of the files read.
     """
     if not files:
         return np.zeros(0, dtype=np.int32), []
@@ -279,9 +331,11 @@ def tokenize_files(
         path = Path(cache_dir) / f"{cache_key(files, tokenizer, encoding, errors)}.safetensors"
         found = _read_cache(path)
         if found is not None:
+            if progress is not None:
+                progress(sum(_size(p) for p in files))
             return found
     interner = _Interner()
-    ids = interner.intern(iter_file_tokens(files, tokenizer, encoding, errors))
+    ids = interner.intern(iter_file_tokens(files, tokenizer, encoding, errors, progress=progress))
     words = interner.words()
     if path is not None:
         _write_cache(path, ids, words)

@@ -51,6 +51,8 @@ CHECK_EVERY_STEPS = 100  # data-parallel workers compare weight checksums this o
 class Reporter:
     """Receives progress events; the default one ignores them."""
 
+    def reading(self, done: int, total: int) -> None: ...  # bytes of the corpus files read so far
+
     def corpus(self, info: dict) -> None: ...
 
     def epoch_start(self, epoch: int, total_windows: int, done_windows: int) -> None: ...
@@ -475,7 +477,10 @@ def _prepare(cfg: Config, store: RunStore, resume: str | bool, overwrite: bool, 
             vocab = Vocab.from_dict(ckpt.vocab)
         except ValueError as e:
             raise CheckpointError(f"{ckpt.path}/vocab.json: {e}") from None
-    corpus = build_corpus(cfg.data, tokenizer_from_config(cfg), cfg.tokenizer.min_count, cfg.tokenizer.max_vocab, vocab)
+    words = cfg.tokenizer
+    corpus = build_corpus(
+        cfg.data, tokenizer_from_config(cfg), words.min_count, words.max_vocab, vocab, progress=reporter.reading
+    )
     if ckpt is None and len(corpus.vocab) <= 2:  # only <unk> and <eos>: every prediction would be <unk>
         raise ConfigError(
             f"tokenizer.min_count: no word of the training text is seen {cfg.tokenizer.min_count} times, so the "

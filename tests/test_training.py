@@ -192,3 +192,31 @@ def test_the_summary_says_how_much_of_an_epoch_max_tokens_left_trained(workdir, 
     assert one.stdout.startswith("trained 1 epoch, "), one.stdout
     summary = json.loads(runner.invoke(main, ["train", cfg, "-q", "--overwrite", "--format", "json"]).stdout)
     assert (summary["epochs"], summary["epochs_completed"], summary["partial_epoch"]) == (3, 3, 0.0)
+
+
+def test_reading_the_corpus_reports_its_progress_in_bytes(workdir):
+    """A large corpus is read and tokenized before the first epoch: the reporter hears how far it is
+    (the CLI draws a bar from it on a terminal), up to the files' whole size, cached or not."""
+    from rnncli.train import Reporter
+
+    lines = [f"frase número {i} do corpus de treino ." for i in range(20_000)]
+    (workdir / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (workdir / "valid.txt").write_text("frase número 1 .\n", encoding="utf-8")
+    size = (workdir / "train.txt").stat().st_size + (workdir / "valid.txt").stat().st_size
+
+    class Heard(Reporter):
+        def __init__(self):
+            self.events = []
+
+        def reading(self, done, total):
+            self.events.append((done, total))
+
+    for run in ("first", "cached"):
+        heard = Heard()
+        cfg = write_config(workdir, data={"valid": "valid.txt"}, train={"epochs": 1, "max_tokens": 10})
+        run_training(load_config(cfg, [f"checkpoint.dir={run}"]), reporter=heard)
+        assert {total for _, total in heard.events} == {size}, run
+        done = [d for d, _ in heard.events]
+        assert done == sorted(done) and done[-1] == size, run
+        if run == "first":
+            assert len(done) >= 5  # told as it goes, not once at the end
