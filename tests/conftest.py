@@ -7,6 +7,7 @@ changed or removed.
 """
 
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-try:  # hypothesis keeps its example database in ./.hypothesis unless told otherwise
+# hypothesis keeps its example database and caches in ./.hypothesis unless told otherwise
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "rnn-tests-hypothesis"))
+try:
     from hypothesis import settings as _hypothesis_settings
 
     _hypothesis_settings.register_profile("rnn", database=None)
