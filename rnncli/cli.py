@@ -21,6 +21,7 @@ import os
 import shlex
 import sys
 import warnings
+from dataclasses import dataclass
 
 import click
 
@@ -423,16 +424,20 @@ def _usage(message: str):
 PROMPT_BATCH = 2048  # prompts per network batch when reading a stream
 
 
-def _prompt_batches(prompts: tuple[str, ...], input_file: str | None, reading: dict | None = None):
+def _prompt_batches(
+    prompts: tuple[str, ...], input_file: str | None, reading: dict | None = None, bad_lines: str = "mark"
+):
     """Batches of prompts: the arguments, `--input FILE`, or stdin (no prompt, '-', or `--input -`).
 
     Files and stdin go through `data.line_batches`, the reader `train`/`eval` share in spirit: gzip
     (files), the checkpoint's ``data.encoding``, and a bad line named by its number (``reading``
-    holds ``encoding``, ``errors`` and ``warn``; strict UTF-8 when not given).
+    holds ``encoding``, ``errors`` and ``warn``; strict UTF-8 when not given).  A line that is not
+    valid text is a ``data.BadLine`` in its place (``bad_lines="mark"``: the command names it and
+    answers the others) or stops the reading (``"raise"``: a text read as a whole).
     """
     from .data import file_line_batches, line_batches
 
-    reading = reading or {}
+    reading = dict(reading or {}, bad_lines=bad_lines)
     if input_file is not None and prompts:
         raise _usage("give prompts as arguments or with --input FILE, not both")
     if prompts and prompts != ("-",):
@@ -476,7 +481,7 @@ def _decode_hint(encoding: str) -> str:
 def _stdin_lines(reading: dict):
     """stdin's lines, read as prompt files are (``_reading``: data.encoding, --errors, a bad line named),
     each with its line break (the tokenizer joins pieces that have none)."""
-    yield from (line + "\n" for batch in _prompt_batches((), None, reading) for line in batch)
+    yield from (line + "\n" for batch in _prompt_batches((), None, reading, "raise") for line in batch)
 
 
 def _text_files(files: tuple[str, ...], command: str) -> tuple[str, ...]:
@@ -530,12 +535,13 @@ def _argument_text(arg: str, number: int, reading: dict) -> str:
         return raw.decode(encoding)
     except UnicodeDecodeError as e:
         if reading.get("errors", "strict") == "strict":
-            from .errors import DataError
+            from .data import BadLine
 
-            raise DataError(
+            error = (
                 f"argument {number} is not valid {encoding} (byte {e.start + 1}); fix it, or pass --errors replace "
                 "to replace the bad bytes"
-            ) from None
+            )
+            return BadLine(raw.decode(encoding, "replace"), error, number)
         if reading.get("warn"):
             reading["warn"](f"argument {number} is not valid {encoding}; its bad bytes were replaced (U+FFFD)")
         return raw.decode(encoding, "replace")
@@ -556,9 +562,10 @@ errors_option = click.option(
     "errors",
     type=click.Choice(["strict", "replace"]),
     default=None,
-    help="A line that is not valid text in the checkpoint's data.encoding: strict stops with its line number "
-    "(exit 2); replace swaps the bad bytes for U+FFFD, warns with the line number and goes on  "
-    "[default: the checkpoint's data.errors, normally strict]",
+    help="A line that is not valid text in the checkpoint's data.encoding: strict names it by its number and "
+    "leaves it unanswered (predict, score and fill answer the other lines, then exit 2; eval and tokenize, "
+    "which read a text as a whole, stop); replace swaps the bad bytes for U+FFFD, warns with the line number "
+    "and goes on  [default: the checkpoint's data.errors, normally strict]",
 )
 
 
@@ -944,9 +951,13 @@ def predict(
         _interactive(predictor)
         return
     many = len(prompts) != 1 or prompts == ("-",)
-    for batch in _prompt_batches(prompts, input_file, _reading(ckpt, errors)):
-        # one write per batch: whole lines, flushed as soon as the batch is computed
-        write_lines(predictor.lines(batch, many))
+
+    def answer(run: list[str], first: int) -> list[str]:
+        predictor.done = first - 1  # a prompt's line number seeds its generator, bad lines counted
+        return predictor.lines(run, many)
+
+    batches = _prompt_batches(prompts, input_file, _reading(ckpt, errors))
+    _answer_lines(batches, answer, fmt=fmt, many=many, key="prompt", model_path=model_path, done_word="answered")
 
 
 # ---------------------------------------------------------------------- score
@@ -977,13 +988,14 @@ def score(files, checkpoint, fmt, errors):
     def batches():
         from .data import file_line_batches, line_batches
 
+        marked = dict(reading, bad_lines="mark")
         for name in files:
             if name == "-":
-                yield from line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin", PROMPT_BATCH, **reading)
+                yield from line_batches(getattr(sys.stdin, "buffer", sys.stdin), "stdin", PROMPT_BATCH, **marked)
             else:
-                yield from file_line_batches(name, name, PROMPT_BATCH, **reading)
+                yield from file_line_batches(name, name, PROMPT_BATCH, **marked)
 
-    for lines in batches():
+    def answer(lines: list[str], first: int) -> list[str]:
         tokens = [tokenizer.tokenize(line) for line in lines]
         ids = [vocab.encode(t) for t in tokens]
         logps = score_sequences(model, ids, vocab.eos_id)
@@ -1007,7 +1019,10 @@ def score(files, checkpoint, fmt, errors):
                 shown = ", ".join(f"{w} {_prob(p)}" for w, p in zip(toks, probs))
                 ppl_s = "n/a" if ppl is None else f"{ppl:.2f}"
                 out.append(f"{total:.3f}\t{ppl_s}\t{_one_line(line)}\t{shown}")
-        write_lines(out)
+        return out
+
+    many = True  # lines of files: always a stream
+    _answer_lines(batches(), answer, fmt=fmt, many=many, key="line", model_path=model_path, done_word="scored")
 
 
 # ----------------------------------------------------------------------- fill
@@ -1096,37 +1111,72 @@ def fill(lines, checkpoint, input_file, k, fmt, shortlist, beam, marker, show_un
     from_args = bool(lines) and lines != ("-",)
     source = "argument" if from_args else ("stdin line" if input_file in (None, "-") else f"--input {input_file} line")
     many = len(lines) != 1 or lines == ("-",)
-    done, failed = 0, []
-    for batch in _prompt_batches(lines, input_file, _reading(models.ckpt, errors)):
-        blanked, bad = {}, {}  # position in the batch -> the line split at its blanks, or its error
-        for i, line in enumerate(batch):
+
+    def answer(run: list[str], first: int) -> list:
+        blanked, out = {}, []  # position in the run -> the line split at its blanks
+        for i, line in enumerate(run):
             try:
                 blanked[i] = split_line(line, tokenizer, vocab, pattern)
             except LineError as e:
-                where = f"{source} {done + i + 1} " if many else ""
-                bad[i] = f"{where}{_one_line(line)[:60]!r}: {e}"
-        ranked = {}
-        if blanked:
-            filled = fill_lines(models.forward, models.backward, list(blanked.values()), vocab.eos_id, **opts)
-            ranked = dict(zip(blanked, filled))
-        out = []
-        for i, line in enumerate(batch):
+                where = f"{source} {first + i} " if many else ""
+                blanked[i] = _Failed(line, first + i, f"{where}{_one_line(line)[:60]!r}: {e}")
+        good = {i: b for i, b in blanked.items() if not isinstance(b, _Failed)}
+        filled = fill_lines(models.forward, models.backward, list(good.values()), vocab.eos_id, **opts) if good else []
+        ranked = dict(zip(good, filled))
+        for i in range(len(run)):
             if i in ranked:
                 out.extend(_fill_rows(blanked[i], ranked[i], vocab, k, fmt, many, model_path))
-                continue
-            # a bad line is named and the stream goes on: the lines after it are answered too
-            failed.append(bad[i])
-            if fmt == "json":  # the record keeps its place in the output, which stays one record per line
-                record = {"line": line, "line_number": done + i + 1, "error": bad[i], "checkpoint": model_path}
-                out.append(strictjson.dumps(record, ensure_ascii=False))
             else:
-                write_lines(out)  # the answers before it come first, so stdout and stderr read in order
-                out = []
-                if many:
-                    click.echo(f"rnn: error: {bad[i]}", err=True)
+                out.append(blanked[i])  # named in its place; the lines after it are filled too
+        return out
+
+    batches = _prompt_batches(lines, input_file, _reading(models.ckpt, errors))
+    _answer_lines(batches, answer, fmt=fmt, many=many, key="line", model_path=model_path, done_word="filled")
+
+
+@dataclass
+class _Failed:
+    """A line of a stream that could not be answered: named in its place, and the stream goes on."""
+
+    line: str
+    number: int
+    error: str
+
+
+def _answer_lines(batches, answer, *, fmt: str, many: bool, key: str, model_path: str, done_word: str) -> None:
+    """Answer a stream of lines batch by batch, each batch's output written at once, in input order.
+
+    ``answer(lines, first_number)`` returns the output lines of a run of readable lines, with a
+    ``_Failed`` in place of a line it could not answer; a line that could not be read as text
+    (``data.BadLine``) is never given to it.  A failed line is named as it comes (stderr, after the
+    output before it; with --format json a record with ``error`` and ``line_number`` in its place),
+    and the exit status at the end says that some failed (2).
+    """
+    from itertools import groupby
+
+    from .data import BadLine
+
+    failed, seen = [], 0
+    for batch in batches:
+        out = []
+        for bad, run in groupby(batch, key=lambda line: isinstance(line, BadLine)):
+            run = list(run)
+            items = [_Failed(str(line), line.number, line.error) for line in run] if bad else answer(run, seen + 1)
+            seen += len(run)
+            for item in items:
+                if not isinstance(item, _Failed):
+                    out.append(item)
+                    continue
+                failed.append(item.error)
+                if fmt == "json":
+                    record = {key: item.line, "line_number": item.number, "error": item.error}
+                    out.append(strictjson.dumps(dict(record, checkpoint=model_path), ensure_ascii=False))
+                elif many:
+                    write_lines(out)  # the answers before it come first, so stdout and stderr read in order
+                    out = []
+                    click.echo(f"rnn: error: {item.error}", err=True)
         write_lines(out)
-        done += len(batch)
-    _stream_verdict(failed, done, many, "filled", fmt)
+    _stream_verdict(failed, seen, many, done_word, fmt)
 
 
 def _stream_verdict(failed: list[str], total: int, many: bool, done_word: str, fmt: str) -> None:
@@ -1139,7 +1189,8 @@ def _stream_verdict(failed: list[str], total: int, many: bool, done_word: str, f
     if not many:
         raise DataError(failed[0])
     named = "their records have an error key" if fmt == "json" else "named above"
-    raise DataError(f"{len(failed):,} of {_plural(total, 'line')} could not be {done_word} ({named}); the others were")
+    others = "; the others were" if len(failed) < total else ""
+    raise DataError(f"{len(failed):,} of {_plural(total, 'line')} could not be {done_word} ({named}){others}")
 
 
 # ----------------------------------------------------------------------- eval

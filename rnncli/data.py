@@ -423,6 +423,20 @@ def count_windows(rows: int, bptt: int) -> int:
 
 
 # ------------------------------------------------------------- prompt lines
+class BadLine(str):
+    """A line of a stream that cannot be read as text (``errors="strict"``): its text with the bad
+    bytes replaced (to show it), ``error`` naming the source and line, and ``number``.  A command
+    that answers line by line names it and goes on with the next line."""
+
+    error: str
+    number: int
+
+    def __new__(cls, text: str, error: str, number: int) -> BadLine:
+        line = super().__new__(cls, text)
+        line.error, line.number = error, number
+        return line
+
+
 def line_batches(
     stream,
     source: str,
@@ -430,14 +444,16 @@ def line_batches(
     encoding: str = "utf-8",
     errors: str = "strict",
     warn=None,
+    bad_lines: str = "raise",
 ) -> Iterator[list[str]]:
     """Lines of a binary stream (prompts, lines to score), without their line breaks, in batches.
 
     A batch holds the lines that have already arrived (up to ``limit``), so a fast producer (a
     file, a pipe from `cat`) gets full minibatches and a slow one (`tail -f`) gets each result as
     soon as its line is in.  Lines are decoded with ``encoding``; a line that is not valid text is
-    a DataError naming ``source`` and the line number (``errors="strict"``), or is decoded with
-    the ``errors`` handler ("replace": U+FFFD) and reported through ``warn``.
+    a DataError naming ``source`` and the line number (``errors="strict"``; with ``bad_lines=
+    "mark"`` it is a BadLine in its place instead, for commands that answer each line on its own),
+    or is decoded with the ``errors`` handler ("replace": U+FFFD) and reported through ``warn``.
     """
     if not _is_ascii_superset(encoding):  # lines cannot be split as bytes: decode the whole stream
         text = io.TextIOWrapper(stream, encoding=encoding, errors=errors, newline=None)
@@ -449,7 +465,7 @@ def line_batches(
             yield lines[lo : lo + limit]
         return
     read, more = _reader(stream)
-    decode = _LineDecoder(source, encoding, errors, warn)
+    decode = _LineDecoder(source, encoding, errors, warn, mark=bad_lines == "mark")
     pending: list[bytes] = []
     tail = b""
     while True:
@@ -469,6 +485,15 @@ def line_batches(
         pending.append(tail)
     if pending:
         yield decode(pending)
+
+
+def _strip_cr(line: str) -> str:
+    """A line without the carriage return of a CRLF line end (a BadLine stays one)."""
+    if not line.endswith("\r"):
+        return line
+    if isinstance(line, BadLine):
+        return BadLine(line[:-1], line.error, line.number)
+    return line[:-1]
 
 
 def _reader(stream):
@@ -492,15 +517,20 @@ def _reader(stream):
 class _LineDecoder:
     """Decodes batches of raw lines, counting them so a bad one is named by its number."""
 
-    def __init__(self, source: str, encoding: str, errors: str, warn):
+    def __init__(self, source: str, encoding: str, errors: str, warn, mark: bool = False):
         self.source, self.encoding, self.errors, self.warn = source, encoding, errors, warn
+        self.mark = mark
         self.lineno = 0
 
     def __call__(self, lines: list[bytes]) -> list[str]:
         try:
             text = b"\n".join(lines).decode(self.encoding)
         except UnicodeDecodeError:
-            text = "\n".join(self._one(n, line) for n, line in enumerate(lines, self.lineno + 1))
+            decoded = [self._one(n, line) for n, line in enumerate(lines, self.lineno + 1)]
+            if self.lineno == 0 and decoded and decoded[0].startswith("\ufeff"):
+                decoded[0] = decoded[0][1:]
+            self.lineno += len(lines)
+            return [_strip_cr(s) for s in decoded]
         if self.lineno == 0 and text.startswith("\ufeff"):
             text = text[1:]
         self.lineno += len(lines)
@@ -511,10 +541,13 @@ class _LineDecoder:
             return line.decode(self.encoding)
         except UnicodeDecodeError as e:
             if self.errors == "strict":
-                raise DataError(
+                error = (
                     f"{self.source}: line {n} is not valid {self.encoding} (byte {e.start + 1}); fix the line, "
                     "or pass --errors replace to replace the bad bytes and go on"
-                ) from None
+                )
+                if self.mark:
+                    return BadLine(line.decode(self.encoding, "replace"), error, n)
+                raise DataError(error) from None
         if self.warn is not None:
             self.warn(f"{self.source}: line {n} is not valid {self.encoding}; its bad bytes were replaced (U+FFFD)")
         return line.decode(self.encoding, self.errors)

@@ -144,3 +144,30 @@ def test_text_output_shows_no_zero_for_a_word_that_has_a_probability(runner, wor
     assert figures == [_prob(p) for p in probs]
     assert all(abs(float(f) - p) <= max(0.0005, 0.05 * p) for f, p in zip(figures, probs))
     assert "0.000" not in figures
+
+
+BAD_BYTES = b"o menino\nele \xff\xfe saiu\na m\xc3\xa3e\n"  # line 2 is not utf-8
+
+
+@pytest.mark.parametrize("command", [["predict"], ["score"], ["fill"]])
+def test_a_line_that_is_not_text_is_named_and_the_stream_goes_on(runner, model, command):
+    stream = BAD_BYTES if command != ["fill"] else BAD_BYTES.replace(b"\n", b" ___ casa\n")
+    result = runner.invoke(main, [*command, "-"], input=stream)
+    assert result.exit_code == 2
+    assert len(result.stdout.splitlines()) == 2  # lines 1 and 3 answered
+    assert result.stderr.startswith("rnn: error: stdin: line 2 is not valid utf-8 (byte 5)")
+    records = [
+        json.loads(line)
+        for line in runner.invoke(main, [*command, "-", "--format", "json"], input=stream).stdout.splitlines()
+    ]
+    assert [r.get("line_number") for r in records] == [None, 2, None]
+    assert "not valid utf-8" in records[1]["error"]
+
+
+def test_a_bad_line_keeps_the_seeds_of_the_lines_after_it(runner, model):
+    """Each prompt draws from a generator seeded by its line number, bad lines counted."""
+    args = ["predict", "-", "-g", "5", "--seed", "3", "--format", "json"]
+    with_bad = runner.invoke(main, args, input=BAD_BYTES).stdout.splitlines()
+    with_good = runner.invoke(main, args, input=BAD_BYTES.replace(b"\xff\xfe", b"xx")).stdout.splitlines()
+    assert json.loads(with_bad[2])["text"] == json.loads(with_good[2])["text"]
+    assert json.loads(with_bad[0])["text"] == json.loads(with_good[0])["text"]
