@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .generate import block_rows
 from .model import RNNModel
 from .tokenizer import JOINER_TABLE, clean_text, normalize_joiners
 
@@ -38,8 +39,6 @@ from .tokenizer import JOINER_TABLE, clean_text, normalize_joiners
 _UNFINISHED = re.compile(r"[\w'’\u0300-\u036f-]*\Z")
 #: a character after every key character, so ``key + _TOP`` bounds every key that starts with ``key``
 _TOP = "\U0010ffff"
-#: rows x vocabulary floats per network call when scoring a text: about 64 MB
-_ROW_FLOATS = 16_000_000
 
 
 def match_key(text: str, accents: bool = False) -> str:
@@ -135,7 +134,7 @@ def stream_log_probs(model: RNNModel, ids: np.ndarray, start_id: int):
     first one read after ``start_id`` (an ``<eos>``), as ``rnn eval`` reads a text.
     """
     x = np.concatenate([[start_id], ids[:-1]]).astype(np.int32)  # (N,) what is read before each id
-    window = max(1, _ROW_FLOATS // model.shape.vocab_size)
+    window = block_rows(model)  # (window, V) scores at a time: memory does not grow with the text
     state = model.initial_state(1)
     for lo in range(0, len(x), window):
         top, state, _ = model.hidden(x[lo : lo + window].reshape(-1, 1), state)  # (n, 1, H)

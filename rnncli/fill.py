@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .generate import Pass, block_rows, read_contexts, run_rows
 from .model import RNNModel, State
 from .tokenizer import EOS, Tokenizer, Vocab
 
@@ -51,8 +52,10 @@ EVAL_SHORTLIST = 30
 DEFAULT_BEAM = 8
 #: three or more underscores, one blank however long
 BLANK_PATTERN = r"_{3,}"
-#: output-layer rows per network call: rows x vocabulary floats stay near 64 MB
-_ROW_FLOATS = 16_000_000
+#: positions blanked per batch of eval --fill, and the most ids (left and right sides) they may hold
+#: together: a batch's items are copies of the text around each blank, so a long sentence takes fewer
+_EVAL_CHUNK = 256
+_EVAL_IDS = 4_000_000
 
 
 class LineError(ValueError):
@@ -150,35 +153,15 @@ def _take(state: State, rows: np.ndarray) -> State:
 def _read(model: RNNModel, contexts: Sequence[np.ndarray]) -> tuple[State, np.ndarray]:
     """The hidden state after each context and the log-probabilities of the word after it.
 
-    list of (T_i,) -> (state of n rows, (n, V) float32).  Contexts are sorted by length and run
-    as one batch; a context's state is taken when the batch reaches its end, and the shorter
-    ones then leave the batch, so no context ever reads padding.
+    list of (T_i,) -> (state of n rows, (n, V) float32), the contexts read in bounded memory
+    (``generate.read_contexts``: no context ever reads padding).
     """
-    n, H = len(contexts), model.shape.hidden_size
-    lengths = np.fromiter((len(c) for c in contexts), dtype=np.int64, count=n)
-    order = np.argsort(lengths, kind="stable")
-    T = int(lengths.max())
-    ids = np.zeros((T, n), dtype=np.int32)  # (T, n) in length order
-    for col, i in enumerate(order.tolist()):
-        ids[: lengths[i], col] = contexts[i]
-    out = [tuple(np.empty_like(a) for a in layer) for layer in model.initial_state(n)]
-    top_out = np.empty((n, H), dtype=model.dtype)  # (n, H)
-    state, start, t = model.initial_state(n), 0, 0
-    for length in np.unique(lengths).tolist():
-        top, state, _ = model.hidden(ids[t:length, start:], state)  # (length - t, n - start, H)
-        done = int(np.searchsorted(lengths[order], length, side="right")) - start  # columns ending here
-        rows = order[start : start + done]
-        top_out[rows] = top[-1, :done]
-        for k, layer in enumerate(state):
-            for j, a in enumerate(layer):
-                out[k][j][rows] = a[:done]
-        state = _take(state, np.arange(done, n - start))
-        start, t = start + done, length
-    logp = np.empty((n, model.shape.vocab_size), dtype=np.float32)  # (n, V)
-    step = max(1, _ROW_FLOATS // model.shape.vocab_size)
-    for lo in range(0, n, step):
-        logp[lo : lo + step] = model.log_probs(top_out[lo : lo + step])
-    return out, logp
+    state, top = read_contexts(model, contexts)  # (n, H)
+    logp = np.empty((len(contexts), model.shape.vocab_size), dtype=np.float32)  # (n, V)
+    step = block_rows(model)
+    for lo in range(0, len(contexts), step):
+        logp[lo : lo + step] = model.log_probs(top[lo : lo + step])
+    return state, logp
 
 
 def _continue(
@@ -187,32 +170,19 @@ def _continue(
     """log P(right_i | context_i, w) for every candidate w of item i, from item i's state.
 
     One row per (item, candidate): the row reads ``w`` and then ``right_i`` (which ends with the
-    sentence's ``<eos>``) and scores every id of ``right_i``.  Rows are right-padded (exact for a
-    left-to-right network: padding comes after the ids scored) and sorted by length, in chunks.
+    sentence's ``<eos>``) and scores every id of ``right_i``.  The rows of an item share its ids
+    (``generate.run_rows``), so the rows x positions are never held at once: memory is that of one
+    block of rows, whatever the line's length and the number of candidates.
     """
-    item = np.concatenate([np.full(len(c), i, dtype=np.int64) for i, c in enumerate(candidates)])
+    item = np.concatenate([np.full(len(c), i, dtype=np.int64) for i, c in enumerate(candidates)])  # (R,)
     first = np.concatenate([np.asarray(c, dtype=np.int32) for c in candidates])  # (R,) the candidates
-    lengths = np.array([len(rights[i]) for i in item.tolist()], dtype=np.int64)  # (R,) ids scored per row
-    totals = np.zeros(len(item))  # (R,) float64
-    order = np.argsort(lengths, kind="stable")
-    budget = max(1, _ROW_FLOATS // model.shape.vocab_size)  # scored positions per chunk
-    lo = 0
-    while lo < len(order):
-        hi = lo + 1
-        while hi < len(order) and lengths[order[hi]] * (hi + 1 - lo) <= budget:
-            hi += 1
-        rows = order[lo:hi]
-        T, B = int(lengths[rows[-1]]), len(rows)
-        y = np.zeros((T, B), dtype=np.int32)  # (T, B) the ids to score
-        for col, r in enumerate(rows.tolist()):
-            y[: lengths[r], col] = rights[item[r]]
-        x = np.concatenate([first[rows][None, :], y[:-1]])  # (T, B) each row reads w, then right
-        top, _, _ = model.hidden(x, _take(state, item[rows]))  # (T, B, H)
-        valid = np.arange(T)[:, None] < lengths[rows][None, :]  # (T, B)
-        target_lp = model.target_log_probs(np.ascontiguousarray(top[valid]), y[valid])
-        col_of = np.broadcast_to(np.arange(B)[None, :], (T, B))[valid]  # (N,) time-major like top[valid]
-        totals[rows] = np.bincount(col_of, weights=target_lp, minlength=B)
-        lo = hi
+    sizes = np.fromiter((len(r) for r in rights), dtype=np.int64, count=len(rights))  # (n,)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # (n,) where each right side starts
+    flat = np.concatenate([np.asarray(r, dtype=np.int32) for r in rights])  # (sum |right_i|,)
+    lengths = sizes[item]  # (R,) ids read and scored per row
+    totals = run_rows(
+        model, flat, offsets[item], first, lengths, state, state_rows=item, scored=lengths, keep=False
+    ).totals
     out, at = [], 0
     for c in candidates:
         out.append(totals[at : at + len(c)])
@@ -306,6 +276,19 @@ def _combine(scores: Sequence[np.ndarray], how: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------- several blanks
+def _word_then_piece(
+    model: RNNModel, state: State, parent: np.ndarray, words: np.ndarray, piece: np.ndarray, *, keep: bool
+) -> Pass:
+    """Rows that each read a word and then ``piece``, row r from row ``parent[r]`` of ``state``:
+    ``run_rows``'s Pass with log P(piece | ..., word) summed per row in ``totals`` and, with
+    ``keep``, each row's state and top output after the piece.  R words x |piece| positions in
+    blocks of the working budget, however long the piece and however many the words."""
+    R, T = len(words), len(piece)
+    return run_rows(
+        model, piece, np.zeros(R), words, np.full(R, T + 1), state, state_rows=parent, scored=np.full(R, T), keep=keep
+    )
+
+
 def _beam(
     model: RNNModel, pieces: Sequence[np.ndarray], eos_id: int, shortlist: int, width: int, exclude: Sequence[int]
 ) -> tuple[list[tuple[int, ...]], np.ndarray]:
@@ -320,32 +303,50 @@ def _beam(
     scores = np.zeros(1)  # (b,)
     for j, piece in enumerate(pieces[1:], start=1):
         cands = _shortlist(logp, shortlist, exclude)  # (b,) arrays of ids
-        parent = np.concatenate([np.full(len(c), b, dtype=np.int64) for b, c in enumerate(cands)])
+        parent = np.concatenate([np.full(len(c), b, dtype=np.int64) for b, c in enumerate(cands)])  # (R,)
         words = np.concatenate(cands).astype(np.int32)  # (R,)
-        x = np.concatenate([np.broadcast_to(words, (1, len(words))), np.repeat(piece[:, None], len(words), 1)])
-        top, new_state, _ = model.hidden(np.ascontiguousarray(x), _take(state, parent))  # (1 + |P|, R, H)
+        run = _word_then_piece(model, state, parent, words, piece, keep=False)
         row_scores = scores[parent] + logp[parent, words].astype(np.float64)  # (R,)
         if len(piece):
-            T = len(piece)
-            lp = model.target_log_probs(top[:T].reshape(-1, top.shape[2]), x[1:].reshape(-1))
-            row_scores += lp.reshape(T, len(words)).sum(axis=0)
+            row_scores += run.totals
         row_fills = [fills[b] + (int(w),) for b, w in zip(parent.tolist(), words.tolist())]
         if j == len(pieces) - 1:
             return row_fills, row_scores
         keep = sorted(range(len(words)), key=lambda r: (-row_scores[r], row_fills[r]))[:width]
         keep_rows = np.array(keep)
         fills, scores = [row_fills[r] for r in keep], row_scores[keep_rows]
-        state = _take(new_state, keep_rows)
-        logp = model.log_probs(top[-1, keep_rows])  # (b, V) the word after the piece
+        # the kept rows read their word and the piece again for their states: (b, H), not (R, H)
+        kept = _word_then_piece(model, state, parent[keep_rows], words[keep_rows], piece, keep=True)
+        state = kept.state
+        logp = model.log_probs(kept.top)  # (b, V) the word after the piece
     raise ValueError("a line to fill needs at least one blank")
 
 
-def _sentence(pieces: Sequence[np.ndarray], fill: Sequence[int]) -> np.ndarray:
-    """``P0 w1 P1 ... wn Pn``: the sentence (after its opening <eos>) with the blanks filled."""
-    parts = [pieces[0]]
-    for w, piece in zip(fill, pieces[1:]):
-        parts += [np.array([w], dtype=np.int32), piece]
-    return np.concatenate(parts).astype(np.int32)
+def _sentence_scores(
+    model: RNNModel, pieces: Sequence[np.ndarray], fills: Sequence[tuple[int, ...]], eos_id: int
+) -> np.ndarray:
+    """log P(<eos> P0 w1 P1 ... wn Pn) of each fill (n words): (F,) float64, in bounded memory.
+
+    ``P0`` is read once; then, a block of fills at a time, for each blank every fill's row scores
+    its word from the row's state and reads it and the piece after it, scoring the piece
+    (``run_rows``).  No (fills x sentence) array is ever made, and the words before the first
+    blank are not read F times.
+    """
+    F = len(fills)
+    head = run_rows(model, pieces[0], [0], [eos_id], [len(pieces[0]) + 1], scored=[len(pieces[0])])
+    totals = np.full(F, head.totals[0])  # (F,) float64
+    words = np.array(fills, dtype=np.int32).reshape(F, -1)  # (F, n)
+    step = block_rows(model)
+    for lo in range(0, F, step):
+        B = min(step, F - lo)
+        state, top = _take(head.state, np.zeros(B, dtype=np.int64)), np.repeat(head.top, B, axis=0)  # (B, H)
+        for k, piece in enumerate(pieces[1:]):
+            w = words[lo : lo + B, k]  # (B,)
+            totals[lo : lo + B] += model.target_log_probs(top, w)  # log P(w | the sentence up to the blank)
+            run = _word_then_piece(model, state, np.arange(B), w, piece, keep=True)
+            totals[lo : lo + B] += run.totals
+            state, top = run.state, run.top
+    return totals
 
 
 def fill_blanks(
@@ -361,16 +362,13 @@ def fill_blanks(
     """Fill the blanks between ``pieces`` (a ``Blanked``'s) jointly: beam search under the forward
     model (the backward one, on the reversed sentence, when there is no forward model), the
     complete fills then scored by every direction there is."""
-    from .generate import score_sequences
-
     if forward is None and backward is None:
         raise ValueError("fill needs a forward or a backward model")
     if forward is not None:
         fills, scores = _beam(forward, pieces, eos_id, shortlist, beam, exclude)
         if backward is not None:
             back = reversed_pieces(pieces, eos_id)
-            seqs = [_sentence(back, f[::-1]) for f in fills]
-            scores = scores + np.array([lp.sum() for lp in score_sequences(backward, seqs, eos_id)])
+            scores = scores + _sentence_scores(backward, back, [f[::-1] for f in fills], eos_id)
     else:
         fills, scores = _beam(backward, reversed_pieces(pieces, eos_id), eos_id, shortlist, beam, exclude)
         fills = [f[::-1] for f in fills]
@@ -411,6 +409,26 @@ def blank_positions(ids: np.ndarray, eos_id: int, sample: int = 0, seed: int = 0
     return positions
 
 
+def _blanked_batches(ids: np.ndarray, positions: np.ndarray, eos_id: int, chunk: int):
+    """Yield (items, golds): each position's (left, right) in its sentence and the word there, up to
+    ``chunk`` positions and ``_EVAL_IDS`` ids of left and right sides a batch (at least one position)."""
+    bounds = np.flatnonzero(ids == eos_id)
+    starts = np.concatenate([[0], bounds + 1])  # sentence i spans starts[i] .. its <eos> (or the end)
+    items, golds, held = [], [], 0
+    for p in positions.tolist():
+        s = starts[np.searchsorted(starts, p, side="right") - 1]
+        after = int(np.searchsorted(bounds, p))  # the first <eos> after p, if any
+        e = bounds[after] if after < len(bounds) else len(ids)
+        if items and (len(items) == chunk or held + e - s > _EVAL_IDS):
+            yield items, golds
+            items, golds, held = [], [], 0
+        items.append((ids[s:p], np.concatenate([ids[p + 1 : e], [eos_id]]).astype(np.int32)))
+        golds.append(int(ids[p]))
+        held += e - s
+    if items:
+        yield items, golds
+
+
 def fill_accuracy(
     forward: RNNModel | None,
     backward: RNNModel | None,
@@ -420,7 +438,7 @@ def fill_accuracy(
     sample: int = 0,
     seed: int = 0,
     shortlist: int = EVAL_SHORTLIST,
-    chunk: int = 256,
+    chunk: int = _EVAL_CHUNK,
     combine: str = "product",
 ) -> dict:
     """Blank each position of a token stream in turn and fill it from its sentence (the ids between
@@ -432,18 +450,8 @@ def fill_accuracy(
     """
     ids = np.asarray(ids, dtype=np.int32)
     positions = blank_positions(ids, eos_id, sample, seed)
-    bounds = np.flatnonzero(ids == eos_id)
-    starts = np.concatenate([[0], bounds + 1])  # sentence i spans starts[i] .. its <eos> (or the end)
     fill1 = fill5 = next1 = next5 = 0
-    for lo in range(0, len(positions), chunk):
-        items, golds = [], []
-        for p in positions[lo : lo + chunk].tolist():
-            s = starts[np.searchsorted(starts, p, side="right") - 1]
-            after = int(np.searchsorted(bounds, p))  # the first <eos> after p, if any
-            e = bounds[after] if after < len(bounds) else len(ids)
-            right = np.concatenate([ids[p + 1 : e], [eos_id]]).astype(np.int32)
-            items.append((ids[s:p], right))
-            golds.append(int(ids[p]))
+    for items, golds in _blanked_batches(ids, positions, eos_id, chunk):
         ranked = fill_one_blank(
             forward, backward, items, eos_id, shortlist=shortlist, exclude=(eos_id,), combine=combine
         )

@@ -1,10 +1,13 @@
 """Using a trained model on prompts: next-word top-k, sampling, beam search, scoring lines.
 
 Pure library (no click, no I/O).  Every function takes token-id sequences and
-runs them through the network as minibatches: many prompts become one
-``(T, B)`` batch, right-padded, sorted by length so that padding stays small.
-Right padding is exact for a left-to-right network: the hidden state at a
-prompt's last real token never sees the padding after it.
+runs them through the network as minibatches (``run_rows``): many prompts are
+sorted by length and read as one batch, a row leaving the batch when its ids
+end (no padding is ever read), and the batch goes through time in windows of
+at most ``block_rows`` row-steps, the state carried from one window to the
+next.  So one network call holds a fixed amount of memory (``WORK_FLOATS``),
+whatever the length of the prompts, their number or the candidates scored:
+memory grows with the model, not with the input.
 
 Probabilities come from ``model.log_probs`` (normalised over the whole
 vocabulary, so top-k is exact) and are handled in float64.  Sampling draws
@@ -17,6 +20,7 @@ agrees to the last bit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,31 +28,144 @@ from .model import RNNModel, State
 
 #: prompts per network batch; big enough for throughput, small enough for memory (B x V floats)
 BATCH = 2048
+#: floats that one network call may hold: a block of (rows, V) output scores, or the activations of
+#: a block of (steps x rows) inputs; about 64 MB in float32.  Thousands of rows per call keep the
+#: matrix products efficient, and no prompt length, prompt count or candidate count takes the peak
+#: memory past it (tests/test_memory.py)
+WORK_FLOATS = 16_000_000
+
+
+# ------------------------------------------------------- bounded passes
+def block_rows(model: RNNModel) -> int:
+    """Row-steps (time steps x rows) per network call that keep the call within ``WORK_FLOATS``:
+    each row-step holds a row of output scores (V floats) or its activations (the embedding, and
+    per layer the gates, the output and the cell's cache)."""
+    s = model.shape
+    per_row = max(s.vocab_size, s.embedding_size + s.layers * (model.kind.gates + 2) * s.hidden_size)
+    return max(1, WORK_FLOATS // per_row)
+
+
+@dataclass
+class Pass:
+    """What ``run_rows`` returns, one entry per row: ``state`` and ``top`` (R, H) after its last id
+    (None unless kept), ``totals`` (R,) float64 the summed log-probability of its scored ids, and
+    ``scores`` (float64, aligned with ``flat``: the log-probability of each id scored, at the id's
+    own place; None unless asked)."""
+
+    state: State | None
+    top: np.ndarray | None
+    totals: np.ndarray
+    scores: np.ndarray | None
+
+
+def _take_state(state: State, rows: np.ndarray) -> State:
+    return [tuple(a[rows] for a in layer) for layer in state]
+
+
+def run_rows(
+    model: RNNModel,
+    flat: np.ndarray,
+    starts: np.ndarray,
+    first: np.ndarray,
+    lengths: np.ndarray,
+    state: State | None = None,
+    *,
+    state_rows: np.ndarray | None = None,
+    scored: np.ndarray | None = None,
+    positions: bool = False,
+    keep: bool = True,
+    max_rows: int = 0,
+) -> Pass:
+    """Run R rows of ids through the network in bounded memory, each from its own start state.
+
+    Row r reads ``lengths[r]`` ids: ``first[r]``, then ``flat[starts[r]:]`` (so the id read at step
+    t >= 1 is ``flat[starts[r] + t - 1]``), from row ``state_rows[r]`` (default r) of ``state``
+    (zeros when None).  With ``scored`` it scores the id after each of its first ``scored[r]``
+    steps, ``flat[starts[r] + t]`` (a row that reads ``<eos> s`` scores ``s``).  Rows may share
+    their ids (``starts``) and their start state (``state_rows``), so R candidates need R numbers,
+    not R copies; ``keep=False`` drops the (R, H) states at the end too.
+
+    Rows are sorted by length and taken ``max_rows`` (at most ``block_rows``) at a time; a row leaves
+    its batch when its ids end, and the batch goes through time in windows of ``block_rows // B``
+    steps, so no call holds more than ``block_rows`` row-steps.  A row's sum is added step by step
+    in time order, the same however the steps are windowed.
+    """
+    R, H, n = len(first), model.shape.hidden_size, len(flat)
+    pad = np.zeros(1, dtype=np.int32)
+    flat = np.concatenate([np.asarray(flat, dtype=np.int32), pad])  # (n + 1,) a pad: every index below is valid
+    starts, lengths = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+    first = np.asarray(first, dtype=np.int32)
+    scored = None if scored is None else np.asarray(scored, dtype=np.int64)
+    start_of = np.arange(R) if state_rows is None else np.asarray(state_rows, dtype=np.int64)  # (R,)
+    budget = block_rows(model)
+    group = min(budget, max_rows) if max_rows > 0 else budget
+    top_out = np.zeros((R, H), dtype=model.dtype) if keep else None  # (R, H)
+    state_out = None
+    if keep:  # a row that reads nothing keeps its start state
+        state_out = model.initial_state(R) if state is None else _take_state(state, start_of)
+    totals = np.zeros(R)  # (R,) float64
+    scores = np.zeros(n + 1) if positions else None  # (n + 1,) float64
+    order = np.argsort(lengths, kind="stable")
+    for lo in range(0, R, group):
+        rows = order[lo : lo + group]  # ascending length
+        lens = lengths[rows]
+        at = int(np.searchsorted(lens, 0, side="right"))  # rows[at:] still reading (length 0: nothing to read)
+        live = model.initial_state(len(rows) - at) if state is None else _take_state(state, start_of[rows[at:]])
+        t = 0
+        while at < len(rows):
+            act = rows[at:]
+            B = len(act)
+            end = min(int(lens[at]), t + max(1, budget // B))  # no row ends inside the window
+            steps = np.arange(t, end)[:, None]  # (Tw, 1)
+            src = starts[act][None, :] + steps - 1  # (Tw, B) where in flat the id read at each step is
+            x = flat[np.maximum(src, 0)]  # (Tw, B)
+            if t == 0:
+                x[0] = first[act]
+            top, live, _ = model.hidden(x, live)  # (Tw, B, H)
+            if scored is not None:
+                valid = steps < scored[act][None, :]  # (Tw, B) the steps whose next id is scored
+                lp = np.zeros(valid.shape)  # (Tw, B) float64
+                if valid.any():
+                    y = flat[np.minimum(src + 1, n)]  # (Tw, B) the id after each step
+                    lp[valid] = model.target_log_probs(np.ascontiguousarray(top[valid]), y[valid])
+                    if positions:
+                        scores[(src + 1)[valid]] = lp[valid]
+                for lp_t in lp:  # in time order: one sum per row, however the steps are windowed
+                    totals[act] += lp_t
+            t = end
+            done = int(np.searchsorted(lens, t, side="right")) - at  # rows whose ids end here
+            if done:
+                if keep:
+                    ended = act[:done]
+                    top_out[ended] = top[-1, :done]
+                    for k, layer in enumerate(live):
+                        for j, a in enumerate(layer):
+                            state_out[k][j][ended] = a[:done]
+                live = [tuple(a[done:] for a in layer) for layer in live]
+                at += done
+    return Pass(state_out, top_out, totals, None if scores is None else scores[:n])
+
+
+def read_contexts(
+    model: RNNModel, contexts: Sequence[np.ndarray], state: State | None = None, max_rows: int = 0
+) -> tuple[State, np.ndarray]:
+    """The state after each context and the top layer's output at its last id: list of (T_i,) ->
+    (state of n rows, (n, H)), in bounded memory (``run_rows``).  Every context needs an id."""
+    lengths = np.fromiter((len(c) for c in contexts), dtype=np.int64, count=len(contexts))  # (n,)
+    if np.any(lengths == 0):
+        raise ValueError("every sequence needs at least one id (prompts start with <eos>)")
+    if not len(contexts):
+        return model.initial_state(0), np.zeros((0, model.shape.hidden_size), dtype=model.dtype)
+    flat = np.concatenate([np.asarray(c, dtype=np.int32) for c in contexts])  # (sum T_i,)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])  # (n,)
+    p = run_rows(model, flat, offsets + 1, flat[offsets], lengths, state, max_rows=max_rows)
+    return p.state, p.top
 
 
 # ---------------------------------------------------------------- next word
-def _padded_chunks(seqs: Sequence[np.ndarray], batch: int):
-    """Yield (indices, ids (T, B) right-padded with 0, lengths (B,)) in length order."""
-    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    if np.any(lengths == 0):
-        raise ValueError("every sequence needs at least one id (prompts start with <eos>)")
-    order = np.argsort(lengths, kind="stable")
-    for lo in range(0, len(order), batch):
-        idx = order[lo : lo + batch]
-        lens = lengths[idx]
-        ids = np.zeros((int(lens[-1]), len(idx)), dtype=np.int32)  # (T, B)
-        for col, i in enumerate(idx.tolist()):
-            ids[: lens[col], col] = seqs[i]
-        yield idx, ids, lens
-
-
 def last_hidden(model: RNNModel, contexts: Sequence[np.ndarray], batch: int = BATCH) -> np.ndarray:
     """Top-layer hidden state after the last id of each context: list of (T_i,) -> (n, H)."""
-    out = np.empty((len(contexts), model.shape.hidden_size), dtype=model.dtype)  # (n, H)
-    for idx, ids, lens in _padded_chunks(contexts, batch):
-        top, _, _ = model.hidden(ids, model.initial_state(ids.shape[1]))  # (T, B, H)
-        out[idx] = top[lens - 1, np.arange(len(idx))]  # (B, H) at each prompt's own end
-    return out
+    return read_contexts(model, contexts, max_rows=batch)[1]
 
 
 def next_log_probs(
@@ -182,10 +299,6 @@ def prompt_rngs(seed: int | None, first: int, count: int) -> list[np.random.Gene
     return [np.random.default_rng([seed, i]) for i in range(first, first + count)]
 
 
-def _take_state(state: State, rows: np.ndarray) -> State:
-    return [tuple(a[rows] for a in layer) for layer in state]
-
-
 def generate(
     model: RNNModel,
     contexts: Sequence[np.ndarray],
@@ -209,9 +322,7 @@ def generate(
     for i, c in enumerate(contexts):
         by_len.setdefault(len(c), []).append(i)
     for idx in by_len.values():
-        ids = np.stack([contexts[i] for i in idx], axis=1)  # (T, B)
-        top, state, _ = model.hidden(ids, model.initial_state(len(idx)))
-        h = top[-1]  # (B, H)
+        state, h = read_contexts(model, [contexts[i] for i in idx])  # (B, H) after each context
         live = np.arange(len(idx))  # rows of idx still generating
         outs: list[list[int]] = [[] for _ in idx]
         scores = np.zeros(len(idx))
@@ -278,8 +389,7 @@ def beam_search(
     result never scores worse than greedy decoding.
     """
     V = model.shape.vocab_size
-    top, state, _ = model.hidden(np.asarray(context, dtype=np.int32)[:, None], model.initial_state(1))
-    h = top[-1]  # (1, H)
+    state, h = read_contexts(model, [np.asarray(context, dtype=np.int32)])  # (1, H)
     live: list[list[int]] = [[]]
     scores = np.zeros(1)  # (b,) summed log-prob of each live hypothesis
     finished: list[tuple[list[int], float]] = []
@@ -333,20 +443,11 @@ def score_sequences(
     Each sequence is read after ``start_id`` (normally ``<eos>``: the start of
     a sentence), from a zero state.  Empty sequences get an empty array.
     """
-    out: list[np.ndarray] = [np.zeros(0) for _ in sequences]
-    inputs = [np.concatenate([[start_id], s]).astype(np.int32) for s in sequences]  # targets shifted by one
-    for idx, ids, lens in _padded_chunks(inputs, batch):
-        steps = lens - 1  # predicted tokens per column
-        T, B = ids.shape[0] - 1, ids.shape[1]
-        if T == 0:
-            continue  # only empty sequences in this chunk
-        top, _, _ = model.hidden(ids[:-1], model.initial_state(B))  # (T, B, H)
-        valid = np.arange(T)[:, None] < steps[None, :]  # (T, B)
-        rows = top[valid]  # (N, H): only real positions, time-major
-        targets = ids[1:][valid]  # (N,)
-        picked = model.target_log_probs(rows, targets)  # (N,) float64
-        full = np.zeros((T, B))
-        full[valid] = picked
-        for col, i in enumerate(idx.tolist()):
-            out[i] = full[: steps[col], col].copy()
-    return out
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))  # (n,)
+    if not len(sequences):
+        return []
+    flat = np.concatenate([np.asarray(s, dtype=np.int32) for s in sequences])  # (sum T_i,)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])  # (n,)
+    first = np.full(len(sequences), start_id, dtype=np.int32)  # each read after start_id, scoring its ids
+    p = run_rows(model, flat, offsets, first, lengths, scored=lengths, positions=True, max_rows=batch)
+    return [p.scores[o : o + t].copy() for o, t in zip(offsets.tolist(), lengths.tolist())]

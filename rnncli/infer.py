@@ -13,7 +13,7 @@ import numpy as np
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .errors import CheckpointError
-from .generate import next_word_probs, sample_continuation, top_k
+from .generate import block_rows, next_word_probs, sample_continuation, top_k
 from .model import ModelShape, RNNModel
 from .tokenizer import Tokenizer, Vocab
 from .twoway import split_weights
@@ -210,23 +210,36 @@ def evaluate(
         return result
     x = ids[: streams * length].reshape(streams, length)[lo:hi].T  # (L, pieces): piece j reads ids[jL ...]
     y = ids[1 : streams * length + 1].reshape(streams, length)[lo:hi].T  # and predicts the token after each
-    # rows x vocabulary floats per chunk: about 64 MB, large products, few Python steps
-    chunk_rows = chunk_rows or max(streams, 16_000_000 // model.shape.vocab_size)
+    # rows x vocabulary floats per chunk: about 64 MB (generate.WORK_FLOATS), large products, few Python steps
+    chunk_rows = chunk_rows or block_rows(model)
     state = _score_rows(model, x, y, None, chunk_rows, result, rank, unk_id)
     if hi == streams and streams * length < targets:  # the remainder continues the last piece
         last = np.array([hi - lo - 1])
-        state = [tuple(a[last] for a in layer) for layer in state]
+        state = _take(state, last)
         rest_x = ids[streams * length : targets].reshape(-1, 1)
         rest_y = ids[streams * length + 1 :].reshape(-1, 1)
         _score_rows(model, rest_x, rest_y, state, chunk_rows, result, rank, unk_id)
     return result
 
 
+def _take(state, rows):
+    return [tuple(a[rows] for a in layer) for layer in state]
+
+
 def _score_rows(model, x, y, state, chunk_rows, result, rank, unk_id):
-    """Add the scores of targets y (T, B), read from inputs x, to result; returns the final state."""
-    window = max(1, chunk_rows // x.shape[1])
+    """Add the scores of targets y (T, B), read from inputs x, to result; returns the final state.
+
+    Each call scores ``chunk_rows`` (steps x pieces) at most: more pieces than that (``--batch-size``
+    beyond the rows of a chunk) go through the text a group of pieces at a time."""
     if state is None:
         state = model.initial_state(x.shape[1])
+    if x.shape[1] > chunk_rows:
+        groups = [slice(lo, lo + chunk_rows) for lo in range(0, x.shape[1], chunk_rows)]
+        parts = [
+            _score_rows(model, x[:, g], y[:, g], _take(state, g), chunk_rows, result, rank, unk_id) for g in groups
+        ]
+        return [tuple(np.concatenate(arrays) for arrays in zip(*layers)) for layers in zip(*parts)]
+    window = max(1, chunk_rows // x.shape[1])
     for i in range(0, len(x), window):
         top, state, _ = model.hidden(np.ascontiguousarray(x[i : i + window]), state)
         targets = np.ascontiguousarray(y[i : i + window]).reshape(-1)
