@@ -752,6 +752,22 @@ def _beam_that_fits(width: int, steps: int, vocab_size: int) -> int:
     return width
 
 
+def _fill_beam_that_fits(width: int, shortlist: int) -> int:
+    """fill --beam W: each blank after the first extends W partial fills by S candidates, W x S rows
+    of Python tuples and scores (about 200 bytes each); refused (exit 1) when they cannot fit in memory."""
+    from .errors import ResourceError
+    from .train import available_memory
+
+    need = 200 * width * shortlist
+    free = available_memory()
+    if free is not None and need > free:
+        raise ResourceError(
+            f"--beam {width:,} keeps up to {width * shortlist:,} partial fills with --shortlist {shortlist:,}, about "
+            f"{need / 2**30:,.1f} GiB, and {free / 2**30:.1f} GiB is available; use a smaller --beam or --shortlist"
+        )
+    return width
+
+
 def _interactive(predictor: _Predictor) -> None:
     """Read a line at a time from the terminal (readline editing and history) and answer it."""
     try:
@@ -1103,9 +1119,10 @@ def fill(lines, checkpoint, input_file, k, fmt, shortlist, beam, marker, show_un
     model_path = _announce(models.ckpt, found_by)
     tokenizer, vocab = models.tokenizer, models.vocab
     pattern = blank_regex(marker)
+    size = shortlist or default_shortlist(models.forward, models.backward)
     opts = {
-        "shortlist": shortlist or default_shortlist(models.forward, models.backward),
-        "beam": beam or DEFAULT_BEAM,
+        "shortlist": size,
+        "beam": _fill_beam_that_fits(beam or DEFAULT_BEAM, size),
         "exclude": () if show_unk else (vocab.unk_id, vocab.eos_id),
     }
     from_args = bool(lines) and lines != ("-",)
@@ -1194,6 +1211,29 @@ def _stream_verdict(failed: list[str], total: int, many: bool, done_word: str, f
 
 
 # ----------------------------------------------------------------------- eval
+class _progress_bar:
+    """A progress callback ``(done, total)`` for long library work: a tqdm bar on stderr when it is a
+    terminal (shown once the work has taken a second), nothing otherwise; the bar is gone at the end."""
+
+    def __init__(self, desc: str, unit: str):
+        self.desc, self.unit, self.bar = desc, unit, None
+
+    def __enter__(self):
+        return self.update if sys.stderr.isatty() else None
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, leave=False, delay=1.0, file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+
 def _share(x) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
@@ -1304,14 +1344,18 @@ def evaluate_cmd(
     if fill_blanks:
         from .fill import fill_accuracy
 
-        out["fill"] = fill_accuracy(models.forward, models.backward, ids, vocab.eos_id, sample=fill_sample or 0)
+        with _progress_bar("filling blanks", "word") as progress:
+            out["fill"] = fill_accuracy(
+                models.forward, models.backward, ids, vocab.eos_id, sample=fill_sample or 0, progress=progress
+            )
     if keystrokes:
         from .complete import PrefixIndex, keystroke_savings
 
         index = PrefixIndex(vocab.itos, (vocab.unk_id, vocab.eos_id))
-        out["keystrokes"] = keystroke_savings(
-            models.forward, tokens, ids, index, vocab.eos_id, vocab.unk_id, suggestions=suggestions or 3
-        )
+        with _progress_bar("typing the text", "token") as progress:
+            out["keystrokes"] = keystroke_savings(
+                models.forward, tokens, ids, index, vocab.eos_id, vocab.unk_id, suggestions or 3, progress
+            )
     failures = []
     if max_ppl is not None and not out["perplexity"] <= max_ppl:
         failures.append(f"perplexity {out['perplexity']:.2f} is above --max-ppl {max_ppl:g}")

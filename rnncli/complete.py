@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,6 +170,7 @@ def keystroke_savings(
     eos_id: int,
     unk_id: int,
     suggestions: int = 3,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """The keystroke saving rate of completing the words of a text with ``suggestions`` shown.
 
@@ -177,7 +178,8 @@ def keystroke_savings(
     each predicted from the whole text before it (the state carried through, as ``rnn eval``).
     ``letters`` is the characters of those tokens (what typing without help costs; spaces are not
     counted on either side), ``keystrokes`` what entering them with the suggestions costs
-    (``keystrokes_for``), and the rate is ``1 - keystrokes / letters``.
+    (``keystrokes_for``), and the rate is ``1 - keystrokes / letters``.  ``progress(done, total)``
+    hears how many tokens have been entered after each block.
     """
     letters = keystrokes = words = 0
     for lo, logp in stream_log_probs(model, ids, eos_id):
@@ -188,6 +190,8 @@ def keystroke_savings(
             letters += len(word)
             keystrokes += keystrokes_for(word, -1 if i == unk_id else i, logp[j], index, suggestions)
             words += 1
+        if progress is not None:
+            progress(lo + len(logp), len(ids))
     return {
         "suggestions": suggestions,
         "words": words,

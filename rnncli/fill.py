@@ -32,14 +32,14 @@ where the line came from.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .generate import Pass, block_rows, read_contexts, run_rows
 from .model import RNNModel, State
-from .tokenizer import EOS, Tokenizer, Vocab
+from .tokenizer import EOS, JOINER_TABLE, Tokenizer, Vocab
 
 #: candidates per direction scored for a blank, the smallest sizes at which the top 5 of every one of
 #: 200 blanks equalled the exact ranking over the vocabulary on the default models (benchmarks/bench_fill.py):
@@ -98,7 +98,10 @@ class Blanked:
 
 
 def _joins(a: str, b: str) -> bool:
-    """Whether two characters side by side would read as one word (letters, digits): then a space."""
+    """Whether two characters side by side would read as one word (letters, digits, and the hyphens
+    and apostrophes that join a word, in any of the forms the tokenizer reads as "-" or "'"): then
+    a space."""
+    a, b = a.translate(JOINER_TABLE), b.translate(JOINER_TABLE)
     return bool(a) and bool(b) and (a.isalnum() or a in "-'’") and (b.isalnum() or b in "-'’")
 
 
@@ -440,17 +443,19 @@ def fill_accuracy(
     shortlist: int = EVAL_SHORTLIST,
     chunk: int = _EVAL_CHUNK,
     combine: str = "product",
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Blank each position of a token stream in turn and fill it from its sentence (the ids between
     the <eos> around it): top-1 and top-5 accuracy of the fill, beside the forward model's ordinary
     next-word top-1/top-5 at the same positions (None without a forward model).
 
     Both rank every word but <eos> (a position is never one); <unk> counts as a word, so an
-    unknown word is right when <unk> is named, in both.
+    unknown word is right when <unk> is named, in both.  ``progress(done, total)`` hears how many
+    positions have been filled after each batch.
     """
     ids = np.asarray(ids, dtype=np.int32)
     positions = blank_positions(ids, eos_id, sample, seed)
-    fill1 = fill5 = next1 = next5 = 0
+    fill1 = fill5 = next1 = next5 = done = 0
     for items, golds in _blanked_batches(ids, positions, eos_id, chunk):
         ranked = fill_one_blank(
             forward, backward, items, eos_id, shortlist=shortlist, exclude=(eos_id,), combine=combine
@@ -469,6 +474,9 @@ def fill_accuracy(
             rank = above.sum(axis=1)
             next1 += int(np.sum(rank == 0))
             next5 += int(np.sum(rank < 5))
+        done += len(golds)
+        if progress is not None:
+            progress(done, len(positions))
     n = max(len(positions), 1)
     has_next = forward is not None
     return {

@@ -171,3 +171,52 @@ def test_a_bad_line_keeps_the_seeds_of_the_lines_after_it(runner, model):
     with_good = runner.invoke(main, args, input=BAD_BYTES.replace(b"\xff\xfe", b"xx")).stdout.splitlines()
     assert json.loads(with_bad[2])["text"] == json.loads(with_good[2])["text"]
     assert json.loads(with_bad[0])["text"] == json.loads(with_good[0])["text"]
+
+
+def test_eval_fill_and_keystrokes_report_their_progress(tiny_run, monkeypatch):
+    """The long parts of `rnn eval` tell how far they are (the CLI draws a bar from it on a terminal)."""
+    import rnncli.generate as generate_module
+    from rnncli.complete import PrefixIndex, keystroke_savings
+    from rnncli.fill import fill_accuracy
+    from rnncli.infer import load_model
+
+    model, tokenizer, vocab, _ = load_model(tiny_run)
+    tokens = tokenizer.tokenize((tiny_run.parent / "test.txt").read_text(encoding="utf-8") * 3)
+    ids = vocab.encode(tokens)
+    monkeypatch.setattr(generate_module, "WORK_FLOATS", 20 * len(vocab))  # small blocks: several reports
+    heard = []
+    plain = fill_accuracy(model, None, ids, vocab.eos_id, chunk=16)
+    told = fill_accuracy(model, None, ids, vocab.eos_id, chunk=16, progress=lambda d, t: heard.append((d, t)))
+    assert told == plain
+    assert len(heard) > 2 and [d for d, _ in heard] == sorted(d for d, _ in heard)
+    assert heard[-1] == (plain["positions"], plain["positions"])
+    heard.clear()
+    index = PrefixIndex(vocab.itos, (vocab.unk_id, vocab.eos_id))
+    args = (model, tokens, ids, index, vocab.eos_id, vocab.unk_id, 3)
+    assert keystroke_savings(*args, lambda d, t: heard.append((d, t))) == keystroke_savings(*args)
+    assert len(heard) > 2 and heard[-1] == (len(ids), len(ids))
+
+
+@pytest.mark.parametrize("hyphen", ["\u2010", "\u2011"])
+def test_a_fill_after_a_pasted_hyphen_is_spaced_as_after_an_ascii_one(tiny_run, hyphen):
+    from rnncli.fill import blank_regex, split_line
+    from rnncli.infer import load_model
+
+    _, tokenizer, vocab, _ = load_model(tiny_run)
+    line = "ele estava sentindo-___ e foi ao médico"
+    ascii_text = split_line(line, tokenizer, vocab, blank_regex()).text(["mal"])
+    pasted_text = split_line(line.replace("-", hyphen), tokenizer, vocab, blank_regex()).text(["mal"])
+    assert pasted_text == ascii_text.replace("-", hyphen)
+    assert ascii_text == "ele estava sentindo- mal e foi ao médico"
+
+
+def test_a_fill_beam_that_cannot_fit_in_memory_is_refused_before_any_work(runner, model, monkeypatch):
+    import rnncli.train as train_module
+
+    monkeypatch.setattr(train_module, "available_memory", lambda: 2**30)
+    result = runner.invoke(main, ["fill", "--beam", "100000", "--shortlist", "500", "o ___ saiu de ___ cedo"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith(
+        "rnn: error: --beam 100,000 keeps up to 50,000,000 partial fills with --shortlist 500"
+    )
+    assert runner.invoke(main, ["fill", "--beam", "50", "o ___ saiu de ___ cedo"]).exit_code == 0
