@@ -737,34 +737,31 @@ class _Predictor:
 def _beam_that_fits(width: int, steps: int, vocab_size: int) -> int:
     """--beam W, capped at the number of continuations there are (V^steps), and refused (exit 1)
     when its (W, V) score arrays would not fit in memory."""
-    from .errors import ResourceError
-    from .train import available_memory
-
     asked, width = width, min(width, vocab_size**steps)
     live = min(width, vocab_size ** (steps - 1))  # hypotheses extended at the widest step
     need = 24 * live * vocab_size  # float64 scores, their candidates and the partition's indices
+    _refuse_unless_it_fits(need, f"--beam {asked:,} needs", f"for a vocabulary of {vocab_size:,} words", "--beam")
+    return width
+
+
+def _refuse_unless_it_fits(need: int, what: str, context: str, smaller: str) -> None:
+    """A ResourceError (exit 1, before any work) when ``need`` bytes exceed the memory available."""
+    from .errors import ResourceError
+    from .train import available_memory
+
     free = available_memory()
     if free is not None and need > free:
         raise ResourceError(
-            f"--beam {asked:,} needs about {need / 2**30:,.1f} GiB for a vocabulary of {vocab_size:,} words, "
-            f"and {free / 2**30:.1f} GiB is available; use a smaller --beam"
+            f"{what} about {need / 2**30:,.1f} GiB {context}, and {free / 2**30:.1f} GiB is available; "
+            f"use a smaller {smaller}"
         )
-    return width
 
 
 def _fill_beam_that_fits(width: int, shortlist: int) -> int:
     """fill --beam W: each blank after the first extends W partial fills by S candidates, W x S rows
     of Python tuples and scores (about 200 bytes each); refused (exit 1) when they cannot fit in memory."""
-    from .errors import ResourceError
-    from .train import available_memory
-
-    need = 200 * width * shortlist
-    free = available_memory()
-    if free is not None and need > free:
-        raise ResourceError(
-            f"--beam {width:,} keeps up to {width * shortlist:,} partial fills with --shortlist {shortlist:,}, about "
-            f"{need / 2**30:,.1f} GiB, and {free / 2**30:.1f} GiB is available; use a smaller --beam or --shortlist"
-        )
+    what = f"--beam {width:,} keeps up to {width * shortlist:,} partial fills with --shortlist {shortlist:,}:"
+    _refuse_unless_it_fits(200 * width * shortlist, what, "for them", "--beam or --shortlist")
     return width
 
 
