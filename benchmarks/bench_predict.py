@@ -133,7 +133,7 @@ def main() -> None:
 
     model, tokenizer, vocab, _ = load_model(ckpt)
     opts = {"fmt": "json", "k": 5, "min_prob": 0.0, "exclude": (vocab.unk_id, vocab.eos_id)}
-    opts.update(generate=0, beam=None)
+    opts.update(generate=0, beam=None, complete=False, match_accents=False, checkpoint=str(ckpt))
     single_t = []
     for _ in range(args.repeat):
         predictor = _Predictor(model, tokenizer, vocab, opts)
