@@ -1,0 +1,446 @@
+"""The Python face of rnn: a trained model as an object, every command as a method.
+
+    import rnncli
+    m = rnncli.load("checkpoints/default")
+    m.predict("sentindo-se", k=5)             # [Prediction(word='indisposto', prob=0.578...), ...]
+    m.predict(["ela estava", "o médico"])     # one list per prompt, batched in one pass
+
+A method takes one string (and returns one result) or a list of strings (and returns one result each,
+computed as minibatches). Results are the frozen dataclasses of ``rnncli.results``, named as the CLI's
+JSON keys. Errors are the project's exceptions (``rnncli.errors``); nothing here prints or exits, and
+no method writes into anything another call reads, so one ``Model`` may serve several threads.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError, UsageError
+from .results import (
+    Beam,
+    Completion,
+    Completions,
+    Evaluation,
+    Figures,
+    Fill,
+    FillAccuracy,
+    Fills,
+    Generation,
+    Keystrokes,
+    Prediction,
+    Score,
+    TrainResult,
+    WordScore,
+)
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+def load(path: str | os.PathLike, which: str = "best") -> Model:
+    """A trained model: a run folder (its ``which`` checkpoint: best or last) or one ``ckpt-*`` folder.
+    Forward, backward and two-way checkpoints all load; each method says what it needs."""
+    from .infer import load_models
+
+    return Model(load_models(Path(path), which))
+
+
+def _many(inputs: str | Sequence[str]) -> tuple[list[str], bool]:
+    if isinstance(inputs, str):
+        return [inputs], False
+    if not isinstance(inputs, Sequence) or not all(isinstance(p, str) for p in inputs):
+        raise UsageError("give a string or a list of strings")
+    return list(inputs), True
+
+
+class Model:
+    """The networks of one checkpoint (forward and/or backward), with its tokenizer and vocabulary."""
+
+    def __init__(self, models):
+        self.forward, self.backward = models.forward, models.backward
+        self.tokenizer, self.vocab, self.checkpoint = models.tokenizer, models.vocab, models.ckpt
+        self.path = str(Path(models.ckpt.path).resolve())  # the checkpoint folder that answers
+        self._index: dict[bool, object] = {}  # --complete's prefix index per accent mode, built once
+
+    def __repr__(self) -> str:
+        directions = [d for d, m in (("forward", self.forward), ("backward", self.backward)) if m is not None]
+        return f"Model({self.path!r}, {'+'.join(directions)}, vocabulary {len(self.vocab):,})"
+
+    @property
+    def config(self) -> dict:
+        """The resolved config the model was trained with (as stored in its checkpoint)."""
+        return self.checkpoint.meta.get("config", {})
+
+    # ------------------------------------------------------------------ reading
+    def _next_model(self):
+        if self.forward is None:
+            raise UsageError(
+                f"{self.path} holds a backward (right-to-left) model, which predicts the word before, not the next "
+                "one; use it with fill or evaluate, or train with model.direction: forward or both"
+            )
+        return self.forward
+
+    def _context(self, tokens: list[str]) -> np.ndarray:
+        """A prompt's ids as the model reads them: after an <eos> (a prompt starts a sentence)."""
+        ids = np.empty(len(tokens) + 1, dtype=np.int32)  # (T,)
+        ids[0] = self.vocab.eos_id
+        ids[1:] = self.vocab.encode(tokens)
+        return ids
+
+    def _exclude(self, show_unk: bool, eos: bool = True) -> tuple[int, ...]:
+        if show_unk:
+            return ()
+        return (self.vocab.unk_id, self.vocab.eos_id) if eos else (self.vocab.unk_id,)
+
+    def tokenize_prompt(self, prompt: str) -> list[str]:
+        """The tokens of a prompt, as predict reads it (a sentence start; a final punctuation mark kept)."""
+        return self.tokenizer.tokenize_prompt(prompt)
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, prompts: str | Sequence[str], k: int = 5, min_prob: float = 0.0, show_unk: bool = False):
+        """The k most probable next words after each prompt, best first (ties: the lower id), each
+        with P(word | prompt) over the whole vocabulary; words below ``min_prob`` are left out.
+        ``<unk>`` and ``<eos>`` are offered only with ``show_unk``."""
+        from .generate import next_log_probs, top_k_rows
+
+        items, many = _many(prompts)
+        model = self._next_model()
+        contexts = [self._context(self.tokenizer.tokenize_prompt(p)) for p in items]
+        logp = next_log_probs(model, contexts, dtype=np.float32)  # (n, V)
+        itos = self.vocab.itos
+        rows = [
+            [Prediction(itos[i], p) for i, p in row] for row in top_k_rows(logp, k, self._exclude(show_unk), min_prob)
+        ]
+        return rows if many else rows[0]
+
+    def complete(self, prompts: str | Sequence[str], k: int = 5, min_prob: float = 0.0, match_accents: bool = False):
+        """Complete each prompt's unfinished last word: the k most probable vocabulary words that
+        start with it (case and, unless ``match_accents``, accents ignored), ranked by their
+        probability after the words before; ``min_prob`` reads ``match_prob``."""
+        from .complete import PrefixIndex, complete_rows, split_prompt
+        from .generate import next_log_probs
+
+        items, many = _many(prompts)
+        model = self._next_model()
+        index = self._index.get(match_accents)
+        if index is None:  # built once: each lookup is then two binary searches
+            vocab = self.vocab
+            index = self._index[match_accents] = PrefixIndex(
+                vocab.itos, (vocab.unk_id, vocab.eos_id), accents=match_accents
+            )
+        split = [split_prompt(p) for p in items]
+        contexts = [self._context(self.tokenizer.tokenize_prompt(context)) for context, _ in split]
+        logp = next_log_probs(model, contexts, dtype=np.float32)  # (n, V)
+        rows = complete_rows(logp, index, [prefix for _, prefix in split], k, min_prob)
+        itos = self.vocab.itos
+        out = [
+            Completions(p, prefix, row.matches, row.mass, tuple(Completion(itos[i], a, b) for i, a, b in row.words))
+            for p, (_, prefix), row in zip(items, split, rows)
+        ]
+        return out if many else out[0]
+
+    def generate(
+        self,
+        prompts: str | Sequence[str],
+        words: int = 20,
+        *,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop_at_eos: bool = False,
+        show_unk: bool = False,
+        details: bool = False,
+        first_line: int = 0,
+    ):
+        """Continue each prompt by up to ``words`` sampled words: the text (a ``Generation`` with the
+        continuation and its log-probability when ``details``). Temperature (0: always the most
+        probable word), then ``top_k``, then ``top_p`` shape what is drawn; each prompt draws from
+        its own generator seeded by (``seed``, its line number, from ``first_line``)."""
+        from .generate import generate, prompt_rngs
+        from .tokenizer import detokenize
+
+        if words < 1:
+            raise UsageError("words must be at least 1")
+        items, many = _many(prompts)
+        model = self._next_model()
+        tokens = [self.tokenizer.tokenize_prompt(p) for p in items]
+        results = generate(
+            model,
+            [self._context(t) for t in tokens],
+            words,
+            prompt_rngs(seed, first_line, len(items)),
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            exclude=self._exclude(show_unk, eos=False),
+            stop_id=self.vocab.eos_id if stop_at_eos else None,
+        )
+        out = []
+        for prompt, toks, (ids, logprob) in zip(items, tokens, results):
+            cont = self.vocab.decode(ids)
+            text = detokenize(toks + cont)
+            out.append(Generation(prompt, text, tuple(cont), logprob) if details else text)
+        return out if many else out[0]
+
+    def beam(
+        self,
+        prompts: str | Sequence[str],
+        words: int,
+        width: int = 5,
+        *,
+        stop_at_eos: bool = False,
+        show_unk: bool = False,
+    ):
+        """The ``width`` most probable continuations of up to ``words`` words that beam search finds,
+        best first (width 1 is greedy; the best never scores below greedy decoding)."""
+        from .generate import beam_search
+        from .tokenizer import detokenize
+
+        items, many = _many(prompts)
+        model = self._next_model()
+        stop = self.vocab.eos_id if stop_at_eos else None
+        out = []
+        for prompt in items:
+            toks = self.tokenizer.tokenize_prompt(prompt)
+            found = beam_search(
+                model, self._context(toks), words, width, exclude=self._exclude(show_unk, eos=False), stop_id=stop
+            )
+            beams = []
+            for ids, logprob in found:
+                cont = self.vocab.decode(ids)
+                beams.append(Beam(detokenize(toks + cont), tuple(cont), logprob))
+            out.append(beams)
+        return out if many else out[0]
+
+    # ------------------------------------------------------------------ fill
+    def fill(
+        self,
+        lines: str | Sequence[str],
+        k: int = 5,
+        *,
+        shortlist: int | None = None,
+        beam: int | None = None,
+        blank: str | None = None,
+        show_unk: bool = False,
+        errors: str = "raise",
+    ):
+        """The words that best fill the blanks (``___``, or ``blank`` taken literally) of each line,
+        ranked by the probability of the whole sentence read by every direction the checkpoint has.
+        Only a shortlist of candidates is scored (default: 500 with one direction, 150 with two);
+        several blanks are filled jointly (beam search, ``beam`` partial fills, default 8).
+        A line that cannot be filled is a DataError; with ``errors="keep"`` that error is returned
+        in its place instead, and the other lines are filled."""
+        from .fill import DEFAULT_BEAM, LineError, blank_regex, default_shortlist, fill_lines, split_line
+
+        if errors not in ("raise", "keep"):
+            raise UsageError("errors is 'raise' or 'keep'")
+        if blank is not None and not blank.strip():
+            raise UsageError("the blank marker must not be empty or blank")
+        items, many = _many(lines)
+        pattern = blank_regex(blank)
+        cut: dict[int, object] = {}
+        bad: dict[int, DataError] = {}
+        for i, line in enumerate(items):
+            try:
+                cut[i] = split_line(line, self.tokenizer, self.vocab, pattern)
+            except LineError as e:
+                bad[i] = DataError(str(e))
+                if errors == "raise":
+                    where = f"line {i + 1} " if many else ""
+                    raise DataError(f"{where}{line[:60]!r}: {e}") from None
+        size = shortlist or default_shortlist(self.forward, self.backward)
+        exclude = self._exclude(show_unk)
+        ranked = fill_lines(
+            self.forward, self.backward, list(cut.values()), self.vocab.eos_id,
+            shortlist=size, beam=beam or DEFAULT_BEAM, exclude=exclude,
+        )  # fmt: skip
+        itos = self.vocab.itos
+        done = {}
+        for (i, b), r in zip(cut.items(), ranked):
+            fills = []
+            for ids, p in r.top(k):
+                words = tuple(itos[j] for j in ids)
+                fills.append(Fill(words, b.text(words), p))
+            done[i] = Fills(items[i], b.blanks, tuple(fills))
+        out = [done[i] if i in done else bad[i] for i in range(len(items))]
+        return out if many else out[0]
+
+    # ------------------------------------------------------------------ score
+    def score(self, lines: str | Sequence[str]):
+        """Each line scored as a sentence on its own (from a zero state, after an ``<eos>``, its own
+        ``<eos>`` at the end included): log-probability, perplexity and every word's probability."""
+        from .generate import score_sequences
+
+        items, many = _many(lines)
+        model = self._next_model()
+        tokens = [self.tokenizer.tokenize(line) for line in items]
+        ids = [self.vocab.encode(t) for t in tokens]
+        logps = score_sequences(model, ids, self.vocab.eos_id)
+        unk = self.vocab.unk_id
+        out = []
+        for line, toks, tid, lp in zip(items, tokens, ids, logps):
+            total = float(lp.sum())
+            probs = [math.exp(x) for x in lp.tolist()]
+            words = tuple(WordScore(w, p, i == unk) for w, i, p in zip(toks, tid.tolist(), probs))
+            out.append(Score(line, len(toks), total, _line_perplexity(total, len(toks)), words))
+        return out if many else out[0]
+
+    # ------------------------------------------------------------------ text
+    def tokens(self, source, *, errors: str | None = None) -> list[str]:
+        """The tokens of a text as the model reads them (its words, ``<eos>`` at each sentence end):
+        ``source`` is a path, an open text file, an iterable of lines, or a list of them (each read on
+        its own, as training reads files; ``.gz`` files gunzipped, the checkpoint's encoding)."""
+        return list(self._iter_tokens(source, errors))
+
+    def _iter_tokens(self, source, errors: str | None):
+        from .data import iter_file_tokens, resolve_files
+
+        data_cfg = self.config.get("data", {})
+        encoding, errors = data_cfg.get("encoding", "utf-8"), errors or data_cfg.get("errors", "strict")
+        parts = source if isinstance(source, list | tuple) else [source]
+        for part in parts:
+            if isinstance(part, str | os.PathLike):
+                yield from iter_file_tokens(resolve_files([str(part)], "evaluate"), self.tokenizer, encoding, errors)
+            elif isinstance(part, io.TextIOBase | Iterable):
+                yield from self.tokenizer.iter_tokens(line if line.endswith("\n") else line + "\n" for line in part)
+            else:
+                raise UsageError(f"cannot read text from {type(part).__name__}: give a path, a file or lines")
+
+    def tokenize(self, text: str) -> list[str]:
+        """The tokens of a text as `rnn tokenize` prints them: words outside the vocabulary as
+        ``<unk>``, ``<eos>`` at each sentence end."""
+        from .tokenizer import EOS
+
+        known, unk = self.vocab.stoi, self.vocab.itos[self.vocab.unk_id]
+        return [t if t == EOS or t in known else unk for t in self.tokenizer.tokenize(text)]
+
+    # ------------------------------------------------------------------ evaluate
+    def evaluate(
+        self,
+        source,
+        *,
+        batch_size: int = 1,
+        fill: bool = False,
+        fill_sample: int | None = None,
+        keystrokes: bool = False,
+        suggestions: int = 3,
+        errors: str | None = None,
+        fill_progress: Progress | None = None,
+        keystroke_progress: Progress | None = None,
+    ) -> Evaluation:
+        """Score a text (``source`` as for ``tokens``) with the hidden state carried through it: every
+        token predicted, ``<eos>`` included. A two-way model reports the backward figures beside the
+        forward ones (same tokens, read right to left). ``fill``: blank each word (or ``fill_sample``
+        of them) and fill it from its sentence; ``keystrokes``: the keystroke saving rate with
+        ``suggestions`` words shown. ``batch_size`` pieces are scored at once (each from a zero state)."""
+        from .complete import PrefixIndex, keystroke_savings
+        from .errors import CheckpointError
+        from .fill import fill_accuracy
+        from .infer import evaluate
+        from .twoway import reverse_stream
+
+        if keystrokes and self.forward is None:
+            raise UsageError("keystrokes completes words from the words before them: it needs a forward model")
+        tokens = self.tokens(source, errors=errors)
+        ids = self.vocab.encode(tokens).astype(np.int32)
+        if ids.size == 0:
+            raise DataError("no text to evaluate")
+        figures = {}
+        for name, net in (("forward", self.forward), ("backward", self.backward)):
+            if net is not None:
+                seq = ids if name == "forward" else reverse_stream(ids, self.vocab.eos_id)
+                r = evaluate(net, seq, streams=batch_size, start_id=self.vocab.eos_id, unk_id=self.vocab.unk_id)
+                figures[name] = Figures(**r.as_dict())
+                if math.isnan(figures[name].loss):
+                    raise CheckpointError(
+                        f"{self.path}: the {name} model predicts NaN on this text: its weights are too large, as "
+                        "after a training that diverged; train it again with a lower train.lr"
+                    )
+        main = figures.get("forward") or figures["backward"]
+        direction = "forward" if "forward" in figures else "backward"
+        filled = typed = None
+        if fill:
+            f = fill_accuracy(
+                self.forward, self.backward, ids, self.vocab.eos_id, sample=fill_sample or 0, progress=fill_progress
+            )
+            filled = FillAccuracy(**{**f, "directions": tuple(f["directions"])})
+        if keystrokes:
+            index = PrefixIndex(self.vocab.itos, (self.vocab.unk_id, self.vocab.eos_id))
+            ks = keystroke_savings(
+                self.forward, tokens, ids, index, self.vocab.eos_id, self.vocab.unk_id, suggestions, keystroke_progress
+            )
+            typed = Keystrokes(**ks)
+        back = figures["backward"] if len(figures) == 2 else None
+        return Evaluation(**main.__dict__, direction=direction, backward=back, fill=filled, keystrokes=typed)
+
+
+def _line_perplexity(logprob: float, tokens: int) -> float | None:
+    """exp(-logprob / tokens): None for an empty line, inf past what a float holds."""
+    if not tokens:
+        return None
+    return math.exp(-logprob / tokens) if -logprob / tokens < 700 else math.inf
+
+
+# ---------------------------------------------------------------------- train
+def train(
+    config: str | os.PathLike,
+    overrides: dict | Sequence[str] | None = None,
+    *,
+    resume: bool = False,
+    resume_from: str = "last",
+    overwrite: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+    reporter=None,
+    stop=None,
+) -> TrainResult:
+    """Train as the YAML config says, with ``overrides`` (``{"train.epochs": 3}`` or
+    ``["train.epochs=3"]``); returns the summary that `rnn train --format json` prints.
+
+    ``on_epoch(record)`` hears each epoch's record (the lines of metrics.jsonl); ``reporter`` (a
+    ``Reporter`` of the training module) hears everything. No signal handler is installed: pass a
+    ``StopRequest`` (``rnncli.signals``) as ``stop`` and set its ``received`` to stop after the
+    current window with a checkpoint."""
+    from .comm import communicator
+    from .config import load_config
+    from .signals import StopRequest
+    from .train import Reporter, run_training
+
+    if isinstance(overrides, dict):
+        import json
+
+        overrides = [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
+    cfg = load_config(str(config), list(overrides or ()))
+    if reporter is None:
+        reporter = Reporter()
+    if on_epoch is not None:
+        reporter = _EpochHook(reporter, on_epoch)
+    summary = run_training(
+        cfg,
+        resume=resume,
+        overwrite=overwrite,
+        reporter=reporter,
+        stop=stop or StopRequest(),
+        comm=communicator(),
+        resume_from=resume_from,
+    )
+    return TrainResult(**summary)
+
+
+class _EpochHook:
+    """A reporter that passes every event on, and each epoch's record to a callback too."""
+
+    def __init__(self, inner, on_epoch):
+        self.inner, self.on_epoch = inner, on_epoch
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def epoch_end(self, record: dict) -> None:
+        self.inner.epoch_end(record)
+        self.on_epoch(record)
