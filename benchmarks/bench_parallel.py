@@ -61,7 +61,7 @@ def worker(a) -> None:
     from rnncli.config import TrainConfig
     from rnncli.model import ModelShape, RNNModel
     from rnncli.optim import RowGrad
-    from rnncli.train import Trainer
+    from rnncli.training import Trainer
 
     if a.pin is not None:
         os.sched_setaffinity(0, {a.pin})

@@ -128,18 +128,15 @@ def main() -> None:
     )
 
     # the single-prompt code path of the CLI (tokenize, network, top-k, JSON line), one prompt at a time
-    from rnncli.cli import _Predictor
-    from rnncli.infer import load_model
+    from rnncli.api import load
+    from rnncli.cli.predict import _predictions
 
-    model, tokenizer, vocab, _ = load_model(ckpt)
-    opts = {"fmt": "json", "k": 5, "min_prob": 0.0, "exclude": (vocab.unk_id, vocab.eos_id)}
-    opts.update(generate=0, beam=None, complete=False, match_accents=False, checkpoint=str(ckpt))
+    model = load(ckpt)
     single_t = []
     for _ in range(args.repeat):
-        predictor = _Predictor(model, tokenizer, vocab, opts)
         t0 = time.perf_counter()
         for p in prompts:
-            predictor.lines([p], many=True)
+            _predictions([p], model.predict([p], k=5), True, "json", model.path)
         single_t.append(time.perf_counter() - t0)
     single_rate = N_PROMPTS / statistics.median(single_t)
     print(f"single-prompt path in one process: {single_rate:,.0f} prompts/s")
@@ -152,11 +149,12 @@ def main() -> None:
 
     from rnncli.generate import next_log_probs, top_k_rows
 
-    contexts = [predictor.context(tokenizer.tokenize_prompt(p)) for p in prompts]
+    contexts = [model._context(model.tokenize_prompt(p)) for p in prompts]
+    exclude = (model.vocab.unk_id, model.vocab.eos_id)
     floor_t = []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        top_k_rows(next_log_probs(model, contexts, dtype=np.float32), 5, opts["exclude"])
+        top_k_rows(next_log_probs(model.forward, contexts, dtype=np.float32), 5, exclude)
         floor_t.append(time.perf_counter() - t0)
     floor_rate = N_PROMPTS / statistics.median(floor_t)
     print(

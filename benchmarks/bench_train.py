@@ -70,7 +70,7 @@ def worker_ours(a) -> dict:
     from rnncli.config import TrainConfig
     from rnncli.infer import evaluate
     from rnncli.model import ModelShape, RNNModel
-    from rnncli.train import Trainer
+    from rnncli.training import Trainer
 
     shape = ModelShape(
         vocab_size=a.vocab,

@@ -50,7 +50,7 @@ def main() -> None:
     import rnncli
     from rnncli.config import TrainConfig
     from rnncli.model import ModelShape, RNNModel
-    from rnncli.train import Trainer  # the real training step, as `rnn train` runs it
+    from rnncli.training import Trainer  # the real training step, as `rnn train` runs it
 
     print(f"rnncli from {rnncli.__file__}")
     kw = {"softmax": a.softmax} if a.softmax != "full" else {}

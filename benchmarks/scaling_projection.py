@@ -52,7 +52,7 @@ def token_stream(vocab: int, n: int, seed: int = 0) -> np.ndarray:
 def measure(cell: str, layers: int, H: int, V: int, windows: int) -> dict:
     from rnncli.config import TrainConfig
     from rnncli.model import ModelShape, RNNModel
-    from rnncli.train import Trainer
+    from rnncli.training import Trainer
 
     model = RNNModel(ModelShape(vocab_size=V, cell=cell, embedding_size=H, hidden_size=H, layers=layers))
     model.init_params(np.random.default_rng(0), 0.1)

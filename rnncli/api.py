@@ -77,13 +77,27 @@ class Model:
         return self.checkpoint.meta.get("config", {})
 
     # ------------------------------------------------------------------ reading
-    def _next_model(self):
+    def check_forward(self):
+        """The forward (left-to-right) network, which predict, complete, generate and score need; a
+        backward-only checkpoint is a UsageError: it predicts the word before, not the next one."""
         if self.forward is None:
             raise UsageError(
-                f"{self.path} holds a backward (right-to-left) model, which predicts the word before, not the next "
-                "one; use it with fill or evaluate, or train with model.direction: forward or both"
+                f"{self.checkpoint.path} holds a backward (right-to-left) model, which predicts the word before, "
+                "not the next one; use it with rnn fill or rnn eval, or train with model.direction: forward or both"
             )
         return self.forward
+
+    _next_model = check_forward
+
+    def beam_width(self, width: int, words: int) -> int:
+        """A beam of ``width`` over ``words`` words, capped at the continuations there are (V^words);
+        a ResourceError when its (width, V) score arrays cannot fit in memory."""
+        V = len(self.vocab)
+        asked, width = width, min(width, V**words)
+        live = min(width, V ** (words - 1))  # hypotheses extended at the widest step
+        need = 24 * live * V  # float64 scores, their candidates and the partition's indices
+        _refuse_unless_it_fits(need, f"--beam {asked:,} needs", f"for a vocabulary of {V:,} words", "--beam")
+        return width
 
     def _context(self, tokens: list[str]) -> np.ndarray:
         """A prompt's ids as the model reads them: after an <eos> (a prompt starts a sentence)."""
@@ -255,10 +269,14 @@ class Model:
                     where = f"line {i + 1} " if many else ""
                     raise DataError(f"{where}{line[:60]!r}: {e}") from None
         size = shortlist or default_shortlist(self.forward, self.backward)
+        width = beam or DEFAULT_BEAM
+        # each blank after the first extends W partial fills by S candidates: W x S tuples and scores
+        what = f"--beam {width:,} keeps up to {width * size:,} partial fills with --shortlist {size:,}:"
+        _refuse_unless_it_fits(200 * width * size, what, "for them", "--beam or --shortlist")
         exclude = self._exclude(show_unk)
         ranked = fill_lines(
             self.forward, self.backward, list(cut.values()), self.vocab.eos_id,
-            shortlist=size, beam=beam or DEFAULT_BEAM, exclude=exclude,
+            shortlist=size, beam=width, exclude=exclude,
         )  # fmt: skip
         itos = self.vocab.itos
         done = {}
@@ -294,11 +312,22 @@ class Model:
     # ------------------------------------------------------------------ text
     def tokens(self, source, *, errors: str | None = None) -> list[str]:
         """The tokens of a text as the model reads them (its words, ``<eos>`` at each sentence end):
-        ``source`` is a path, an open text file, an iterable of lines, or a list of them (each read on
-        its own, as training reads files; ``.gz`` files gunzipped, the checkpoint's encoding)."""
-        return list(self._iter_tokens(source, errors))
+        ``source`` is a path, an open text file, an iterable of lines (each with its line break), or a
+        list of them (each read on its own, as training reads files; ``.gz`` files gunzipped, the
+        checkpoint's ``data.encoding``)."""
+        return list(self.iter_tokens(source, errors=errors))
 
-    def _iter_tokens(self, source, errors: str | None):
+    def iter_tokenized(self, source, *, errors: str | None = None):
+        """The tokens of ``source`` (as for ``tokens``) as `rnn tokenize` prints them: words outside
+        the vocabulary as ``<unk>``, ``<eos>`` at each sentence end; one at a time."""
+        from .tokenizer import EOS
+
+        known, unk = self.vocab.stoi, self.vocab.itos[self.vocab.unk_id]
+        for t in self.iter_tokens(source, errors=errors):
+            yield t if t == EOS or t in known else unk
+
+    def iter_tokens(self, source, *, errors: str | None = None):
+        """``tokens``, one at a time."""
         from .data import iter_file_tokens, resolve_files
 
         data_cfg = self.config.get("data", {})
@@ -308,17 +337,14 @@ class Model:
             if isinstance(part, str | os.PathLike):
                 yield from iter_file_tokens(resolve_files([str(part)], "evaluate"), self.tokenizer, encoding, errors)
             elif isinstance(part, io.TextIOBase | Iterable):
-                yield from self.tokenizer.iter_tokens(line if line.endswith("\n") else line + "\n" for line in part)
+                yield from self.tokenizer.iter_tokens(part)
             else:
                 raise UsageError(f"cannot read text from {type(part).__name__}: give a path, a file or lines")
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens of a text as `rnn tokenize` prints them: words outside the vocabulary as
         ``<unk>``, ``<eos>`` at each sentence end."""
-        from .tokenizer import EOS
-
-        known, unk = self.vocab.stoi, self.vocab.itos[self.vocab.unk_id]
-        return [t if t == EOS or t in known else unk for t in self.tokenizer.tokenize(text)]
+        return list(self.iter_tokenized([io.StringIO(text)]))
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(
@@ -333,6 +359,7 @@ class Model:
         errors: str | None = None,
         fill_progress: Progress | None = None,
         keystroke_progress: Progress | None = None,
+        name: str | None = None,
     ) -> Evaluation:
         """Score a text (``source`` as for ``tokens``) with the hidden state carried through it: every
         token predicted, ``<eos>`` included. A two-way model reports the backward figures beside the
@@ -350,17 +377,17 @@ class Model:
         tokens = self.tokens(source, errors=errors)
         ids = self.vocab.encode(tokens).astype(np.int32)
         if ids.size == 0:
-            raise DataError("no text to evaluate")
+            raise DataError(f"no text to evaluate in {name or 'the text given'}")
         figures = {}
-        for name, net in (("forward", self.forward), ("backward", self.backward)):
+        for direction, net in (("forward", self.forward), ("backward", self.backward)):
             if net is not None:
-                seq = ids if name == "forward" else reverse_stream(ids, self.vocab.eos_id)
+                seq = ids if direction == "forward" else reverse_stream(ids, self.vocab.eos_id)
                 r = evaluate(net, seq, streams=batch_size, start_id=self.vocab.eos_id, unk_id=self.vocab.unk_id)
-                figures[name] = Figures(**r.as_dict())
-                if math.isnan(figures[name].loss):
+                figures[direction] = Figures(**r.as_dict())
+                if figures[direction].loss is not None and math.isnan(figures[direction].loss):
                     raise CheckpointError(
-                        f"{self.path}: the {name} model predicts NaN on this text: its weights are too large, as "
-                        "after a training that diverged; train it again with a lower train.lr"
+                        f"{self.checkpoint.path}: the {direction} model predicts NaN on this text: its weights are too "
+                        "large, as after a training that diverged; train it again with a lower train.lr"
                     )
         main = figures.get("forward") or figures["backward"]
         direction = "forward" if "forward" in figures else "backward"
@@ -378,6 +405,19 @@ class Model:
             typed = Keystrokes(**ks)
         back = figures["backward"] if len(figures) == 2 else None
         return Evaluation(**main.__dict__, direction=direction, backward=back, fill=filled, keystrokes=typed)
+
+
+def _refuse_unless_it_fits(need: int, what: str, context: str, smaller: str) -> None:
+    """A ResourceError (before any work) when ``need`` bytes exceed the memory available."""
+    from .errors import ResourceError
+    from .training import available_memory
+
+    free = available_memory()
+    if free is not None and need > free:
+        raise ResourceError(
+            f"{what} about {need / 2**30:,.1f} GiB {context}, and {free / 2**30:.1f} GiB is available; "
+            f"use a smaller {smaller}"
+        )
 
 
 def _line_perplexity(logprob: float, tokens: int) -> float | None:
@@ -398,6 +438,7 @@ def train(
     on_epoch: Callable[[dict], None] | None = None,
     reporter=None,
     stop=None,
+    comm=None,
 ) -> TrainResult:
     """Train as the YAML config says, with ``overrides`` (``{"train.epochs": 3}`` or
     ``["train.epochs=3"]``); returns the summary that `rnn train --format json` prints.
@@ -405,11 +446,12 @@ def train(
     ``on_epoch(record)`` hears each epoch's record (the lines of metrics.jsonl); ``reporter`` (a
     ``Reporter`` of the training module) hears everything. No signal handler is installed: pass a
     ``StopRequest`` (``rnncli.signals``) as ``stop`` and set its ``received`` to stop after the
-    current window with a checkpoint."""
+    current window with a checkpoint. ``comm`` is the communicator of data-parallel workers (by
+    default MPI when started by mpirun, else one process)."""
     from .comm import communicator
     from .config import load_config
     from .signals import StopRequest
-    from .train import Reporter, run_training
+    from .training import Reporter, run_training
 
     if isinstance(overrides, dict):
         import json
@@ -426,7 +468,7 @@ def train(
         overwrite=overwrite,
         reporter=reporter,
         stop=stop or StopRequest(),
-        comm=communicator(),
+        comm=comm or communicator(),
         resume_from=resume_from,
     )
     return TrainResult(**summary)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .generate import block_rows
+from .metrics import count_above
 from .model import RNNModel
 from .tokenizer import JOINER_TABLE, clean_text, normalize_joiners
 
@@ -155,9 +156,7 @@ def keystrokes_for(word: str, word_id: int, row: np.ndarray, index: PrefixIndex,
     for j in range(len(word)):  # at j = len(word) a pick would cost more than the last letter
         ids = index.lookup(word[:j])
         # words shown above the target: more probable, or as probable with a lower id (top-k's order)
-        vals = row[ids]
-        above = int(np.count_nonzero(vals > target)) + int(np.count_nonzero((vals == target) & (ids < word_id)))
-        if above < suggestions:
+        if count_above(row[ids], target, word_id, ids) < suggestions:
             return j + 1
     return len(word)
 

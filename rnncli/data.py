@@ -11,6 +11,7 @@ windows of ``bptt`` steps (``batchify`` and ``windows`` below).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import glob
 import gzip
 import hashlib
@@ -23,6 +24,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -79,6 +81,33 @@ def _is_ascii_superset(encoding: str) -> bool:
 DECODE_HINT = "set data.encoding to the file's encoding, or data.errors: replace"
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@contextlib.contextmanager
+def open_binary(path: str | Path, label: str | None = None, buffering: int = -1) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+    """The one way a text file is opened: ``(stored, content)``, the file as stored and a stream of
+    its content, gunzipped when the file starts with gzip's magic bytes (whatever its name).
+
+    A folder, a missing or an unreadable file is a DataError naming it (``label``, by default the
+    path); the file is closed when the block is left.
+    """
+    label = str(path) if label is None else label
+    try:
+        raw = open(path, "rb", buffering=buffering)  # noqa: SIM115 - closed by the with-block below
+    except IsADirectoryError:
+        raise DataError(f"{label}: is a folder, not a text file") from None
+    except OSError as e:
+        raise DataError(f"{label}: cannot read ({e.strerror})") from None
+    with raw:
+        try:
+            head = raw.read(2)
+            raw.seek(0)
+        except OSError as e:
+            raise DataError(f"{label}: cannot read ({e.strerror or e})") from None
+        yield raw, (gzip.GzipFile(fileobj=raw) if head == _GZIP_MAGIC else raw)
+
+
 def read_lines(
     path: Path, encoding: str = "utf-8", errors: str = "strict", hint: str = DECODE_HINT, progress=None
 ) -> Iterator[str]:
@@ -88,19 +117,7 @@ def read_lines(
     stream for .gz) and tells the user which options change the behaviour (``hint``).
     ``progress(n)`` is told of every n bytes of the file (as stored: compressed for .gz) read.
     """
-    try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed by the with-block below
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a text file") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    with raw:
-        try:
-            head = raw.read(2)
-            raw.seek(0)
-        except OSError as e:
-            raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
-        stream = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
+    with open_binary(path) as (raw, stream):
         if progress is not None:
             yield from _told(_decoded_lines(stream, path, encoding, errors, hint), raw, progress)
         else:
@@ -556,24 +573,10 @@ class _LineDecoder:
 def file_line_batches(path: str, label: str, limit: int, **reading) -> Iterator[list[str]]:
     """line_batches over a file (gunzipped when it is gzip-compressed), closed also when the
     consumer stops early; a folder, a missing file or a damaged .gz is a DataError naming it."""
-    try:
-        raw = open(path, "rb", buffering=0)  # noqa: SIM115 (closed below); unbuffered: read by descriptor
-    except IsADirectoryError:
-        raise DataError(f"{label}: is a folder, not a text file") from None
-    except OSError as e:
-        raise DataError(f"{label}: cannot read ({e.strerror})") from None
-    try:
-        try:
-            head = raw.read(2)
-            raw.seek(0)
-        except OSError as e:
-            raise DataError(f"{label}: cannot read ({e.strerror or e})") from None
-        stream = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
+    with open_binary(path, label, buffering=0) as (_, stream):  # unbuffered: read by descriptor
         try:
             yield from line_batches(stream, path, limit, **reading)
         except (EOFError, gzip.BadGzipFile, zlib.error) as e:
             raise DataError(f"{label}: cannot read ({e or 'damaged or truncated .gz'})") from None
         except OSError as e:
             raise DataError(f"{label}: cannot read ({e.strerror or e})") from None
-    finally:
-        raw.close()

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .generate import Pass, block_rows, read_contexts, run_rows
+from .generate import WORK_FLOATS, Pass, block_rows, mask_out_, read_contexts, run_rows
+from .metrics import ranks
 from .model import RNNModel, State
 from .tokenizer import EOS, JOINER_TABLE, Tokenizer, Vocab
 
@@ -52,10 +53,12 @@ EVAL_SHORTLIST = 30
 DEFAULT_BEAM = 8
 #: three or more underscores, one blank however long
 BLANK_PATTERN = r"_{3,}"
-#: positions blanked per batch of eval --fill, and the most ids (left and right sides) they may hold
-#: together: a batch's items are copies of the text around each blank, so a long sentence takes fewer
+#: positions blanked per batch of eval --fill (how often progress is told; the network calls inside
+#: are bounded by ``generate.block_rows``), and the most ids (left and right sides) they may hold
+#: together: a batch's items are copies of the text around each blank, so a long sentence takes fewer;
+#: int32 ids, a quarter of the working budget of a network call (``generate.WORK_FLOATS``)
 _EVAL_CHUNK = 256
-_EVAL_IDS = 4_000_000
+_EVAL_IDS = WORK_FLOATS // 4
 
 
 class LineError(ValueError):
@@ -195,9 +198,7 @@ def _continue(
 
 def _shortlist(logp: np.ndarray, size: int, exclude: Sequence[int]) -> list[np.ndarray]:
     """The ``size`` most probable ids of each row of (n, V) log-probabilities (all when size >= V)."""
-    scores = logp.astype(np.float64)  # (n, V) a copy
-    if exclude:
-        scores[:, list(exclude)] = -np.inf
+    scores = mask_out_(logp.astype(np.float64), exclude)  # (n, V) a copy
     V = scores.shape[1]
     size = min(size, V - len(set(exclude)))
     if size >= V:
@@ -466,12 +467,7 @@ def fill_accuracy(
             fill5 += g in words
         if forward is not None:
             _, logp = _read(forward, [np.concatenate([[eos_id], left]).astype(np.int32) for left, _ in items])
-            logp[:, eos_id] = -np.inf
-            gold = np.array(golds)
-            target = logp[np.arange(len(gold)), gold][:, None]
-            # rank: the words above the gold, and those tied with it at a lower id (top_k_rows' order)
-            above = (logp > target) | ((logp == target) & (np.arange(logp.shape[1])[None, :] < gold[:, None]))
-            rank = above.sum(axis=1)
+            rank = ranks(mask_out_(logp, (eos_id,)), np.array(golds))  # ties to the lower id, as predict lists
             next1 += int(np.sum(rank == 0))
             next5 += int(np.sum(rank < 5))
         done += len(golds)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 
 import numpy as np
 
@@ -179,6 +180,7 @@ _THREADS = min(4, _available_cores())
 _BLOCK_ELEMENTS = 1 << 18  # 1 MB of float32 per block: a core's L2 holds it
 _PARALLEL_MIN = 1 << 20  # below this, thread hand-off costs more than it saves
 _POOL = None
+_POOL_LOCK = threading.Lock()  # threads serving one model may ask for the pool at once
 
 
 def set_threads(n: int) -> None:
@@ -192,11 +194,12 @@ def set_threads(n: int) -> None:
 
 def _pool():
     global _POOL
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
+    with _POOL_LOCK:  # one pool, not one per thread that found none
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
 
-        _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="rnn-softmax")
-    return _POOL
+            _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="rnn-softmax")
+        return _POOL
 
 
 def dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype: np.dtype) -> np.ndarray | None:

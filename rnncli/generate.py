@@ -26,7 +26,8 @@ import numpy as np
 
 from .model import RNNModel, State
 
-#: prompts per network batch; big enough for throughput, small enough for memory (B x V floats)
+#: prompts read as one batch (a cap on rows, for throughput); memory is bounded by ``block_rows``,
+#: the one budget, which every network call also respects
 BATCH = 2048
 #: floats that one network call may hold: a block of (rows, V) output scores, or the activations of
 #: a block of (steps x rows) inputs; about 64 MB in float32.  Thousands of rows per call keep the
@@ -183,14 +184,23 @@ def next_log_probs(
     """
     h = last_hidden(model, contexts, batch)  # (n, H)
     out = np.empty((len(contexts), model.shape.vocab_size), dtype=dtype)  # (n, V)
-    for lo in range(0, len(h), batch):
-        out[lo : lo + batch] = model.log_probs(h[lo : lo + batch])
+    step = min(batch, block_rows(model))  # (step, V) scores a call: within the working budget
+    for lo in range(0, len(h), step):
+        out[lo : lo + step] = model.log_probs(h[lo : lo + step])
     return out
 
 
 def next_word_probs(model: RNNModel, sequences: Sequence[np.ndarray]) -> np.ndarray:
     """Next-token distribution after each id sequence: list of (T_i,) -> (n, V) float64."""
     return np.exp(next_log_probs(model, sequences))
+
+
+def mask_out_(scores: np.ndarray, exclude: Sequence[int]) -> np.ndarray:
+    """Give the ids in ``exclude`` (``<unk>``, ``<eos>``: never proposed) the score -inf in every row of
+    (n, V) ``scores``, in place; returns ``scores``."""
+    if len(exclude):
+        scores[:, list(exclude)] = -np.inf
+    return scores
 
 
 def top_k_rows(
@@ -205,9 +215,7 @@ def top_k_rows(
     k = min(k, V - len(set(exclude)))
     if k <= 0 or n == 0:
         return [[] for _ in range(n)]
-    scores = log_probs.copy()  # (n, V)
-    if exclude:
-        scores[:, list(exclude)] = -np.inf
+    scores = mask_out_(log_probs.copy(), exclude)  # (n, V)
     if k <= 16:
         # k passes of argmax (first maximum: ties go to the lower id) beat a partition of every row
         rows_ = np.arange(n)
@@ -259,10 +267,8 @@ def filter_distribution(
     words tied with the k-th); ``top_p`` < 1 keeps the smallest set of most
     probable words whose mass reaches ``top_p`` (nucleus).  Rows sum to 1.
     """
-    logp = np.array(log_probs, dtype=np.float64, ndmin=2)  # (B, V) a copy
+    logp = mask_out_(np.array(log_probs, dtype=np.float64, ndmin=2), exclude)  # (B, V) a copy
     B, V = logp.shape
-    if exclude:
-        logp[:, list(exclude)] = -np.inf
     if temperature <= 0:
         p = np.zeros_like(logp)
         p[np.arange(B), np.argmax(logp, axis=1)] = 1.0
@@ -401,8 +407,7 @@ def beam_search(
     finished: list[tuple[list[int], float]] = []
     for _ in range(n):
         logp = model.log_probs(h).astype(np.float64)  # (b, V)
-        if exclude:
-            logp[:, list(exclude)] = -np.inf
+        mask_out_(logp, exclude)
         cand = (scores[:, None] + logp).ravel()  # (b*V,)
         m = min(2 * width, int(np.isfinite(cand).sum()))
         if m == 0:

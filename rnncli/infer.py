@@ -7,13 +7,15 @@ top-k, sampling, beam search and per-line scores live in `generate` (re-exported
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .errors import CheckpointError
+from .config import ModelConfig
+from .errors import CheckpointError, ConfigError
 from .generate import block_rows, next_word_probs, sample_continuation, top_k
+from .metrics import perplexity
 from .model import ModelShape, RNNModel
 from .tokenizer import Tokenizer, Vocab
 from .twoway import split_weights
@@ -70,21 +72,8 @@ def load_model(path, which: str = "best") -> tuple[RNNModel, Tokenizer, Vocab, C
 def _network(ckpt: Checkpoint, vocab: Vocab, weights: dict) -> RNNModel:
     """One network of the shape the checkpoint's config gives, holding ``weights``."""
     try:
-        m = ckpt.meta["config"]["model"]
-        shape = ModelShape(
-            vocab_size=len(vocab),
-            cell=m["cell"],
-            embedding_size=int(m["embedding_size"]),
-            hidden_size=int(m["hidden_size"]),
-            layers=int(m["layers"]),
-            dropout=float(m["dropout"]),
-            tie_weights=bool(m["tie_weights"]),
-            softmax=m.get("softmax", "full"),
-            cutoffs=tuple(m.get("cutoffs", (2000, 10000))),
-            div_value=float(m.get("div_value", 4.0)),
-        )
-        model = RNNModel(shape)
-    except (KeyError, TypeError, ValueError) as e:
+        model = RNNModel(ModelShape.from_config(_model_config(ckpt), len(vocab)))
+    except (AttributeError, KeyError, TypeError, ValueError, ConfigError) as e:
         raise _damaged(ckpt, e) from None
     try:
         model.load_state_dict(weights)
@@ -92,6 +81,14 @@ def _network(ckpt: Checkpoint, vocab: Vocab, weights: dict) -> RNNModel:
         raise CheckpointError(f"{ckpt.path}/model.safetensors: {e}") from None
     _check_output(model, ckpt)
     return model
+
+
+def _model_config(ckpt: Checkpoint) -> ModelConfig:
+    """The ``model`` section of the config a checkpoint holds; a key that an older version did not
+    write takes config.py's default, and one that this version does not know is left out."""
+    saved = ckpt.meta["config"]["model"]
+    known = {f.name for f in fields(ModelConfig)}
+    return ModelConfig(**{key: value for key, value in saved.items() if key in known})
 
 
 def _check_output(model: RNNModel, ckpt: Checkpoint) -> None:
@@ -158,9 +155,8 @@ class EvalResult:
         return self.nll / self.tokens if self.tokens else float("nan")
 
     @property
-    def perplexity(self) -> float:
-        loss = self.loss
-        return math.exp(loss) if loss < 700 else float("inf")
+    def perplexity(self) -> float | None:
+        return perplexity(self.nll, self.tokens)
 
     def as_dict(self) -> dict:
         t = max(self.tokens, 1)

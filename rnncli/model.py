@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cells import CELLS
+from .config import Config, ModelConfig
 from .functional import dropout_mask
 from .optim import RowGrad
 from .softmax import AdaptiveSoftmax, FullSoftmax
@@ -28,20 +29,42 @@ from .softmax import AdaptiveSoftmax, FullSoftmax
 State = list[tuple[np.ndarray, ...]]  # one tuple per layer: (h,) or (h, c), each (B, H)
 
 
+_DEFAULT = ModelConfig()  # the defaults live in config.py alone
+
+
 @dataclass(frozen=True)
 class ModelShape:
-    """Everything that fixes the parameter shapes and the computation."""
+    """Everything that fixes the parameter shapes and the computation (built from a config by
+    ``from_config``, the one place that does; the defaults are ``config.ModelConfig``'s)."""
 
     vocab_size: int
-    cell: str = "rnn"
-    embedding_size: int = 128
-    hidden_size: int = 128
-    layers: int = 1
-    dropout: float = 0.0
-    tie_weights: bool = False
-    softmax: str = "full"  # "full" or "adaptive"
-    cutoffs: tuple[int, ...] = (2000, 10000)  # adaptive softmax cluster bounds (word ranks)
-    div_value: float = 4.0  # adaptive softmax: projection shrink factor per tail cluster
+    cell: str = _DEFAULT.cell
+    embedding_size: int = _DEFAULT.embedding_size
+    hidden_size: int = _DEFAULT.hidden_size
+    layers: int = _DEFAULT.layers
+    dropout: float = _DEFAULT.dropout
+    tie_weights: bool = _DEFAULT.tie_weights
+    softmax: str = _DEFAULT.softmax  # "full" or "adaptive"
+    cutoffs: tuple[int, ...] = tuple(_DEFAULT.cutoffs)  # adaptive softmax cluster bounds (word ranks)
+    div_value: float = _DEFAULT.div_value  # adaptive softmax: projection shrink factor per tail cluster
+
+    @classmethod
+    def from_config(cls, cfg: Config | ModelConfig, vocab_size: int) -> ModelShape:
+        """The shape that a config's ``model`` section gives, for a vocabulary of ``vocab_size`` words:
+        what training builds, and what loading a checkpoint builds again from the config it holds."""
+        m = cfg.model if isinstance(cfg, Config) else cfg
+        return cls(
+            vocab_size=vocab_size,
+            cell=m.cell,
+            embedding_size=m.embedding_size,
+            hidden_size=m.hidden_size,
+            layers=m.layers,
+            dropout=m.dropout,
+            tie_weights=m.tie_weights,
+            softmax=m.softmax,
+            cutoffs=tuple(m.cutoffs),
+            div_value=m.div_value,
+        )
 
 
 class RNNModel:
@@ -187,11 +210,17 @@ class RNNModel:
         (N, V) distribution where the output layer can avoid it (the adaptive softmax's tails)."""
         return self.output.target_log_probs(self.params, hidden, targets)
 
-    def forward(self, ids, targets, state, *, rng=None, masks=None):
-        """Loss (mean nats per token) of targets (T, B) given ids (T, B); returns (loss, state, cache)."""
+    def forward(self, ids, targets, state, *, rng=None, masks=None, workspace: dict | None = None):
+        """Loss (mean nats per token) of targets (T, B) given ids (T, B); returns (loss, state, cache).
+
+        The cache owns its arrays, unless ``workspace`` is given: a dict that the caller owns and
+        passes to every window (the training loop), in which the output layer reuses its (N, V)
+        array; that cache is valid until the next forward given the same workspace.
+        """
         top, new_state, (ids, masks, caches, _) = self.hidden(ids, state, rng=rng, masks=masks, keep_cache=True)
         T, B, H = top.shape
-        loss, out_cache = self.output.forward(self.params, top.reshape(T * B, H), targets.reshape(-1))
+        flat_top, flat_targets = top.reshape(T * B, H), targets.reshape(-1)
+        loss, out_cache = self.output.forward(self.params, flat_top, flat_targets, workspace=workspace)
         return loss, new_state, (ids, masks, caches, out_cache)
 
     # -------------------------------------------------------------- backward

@@ -1,8 +1,9 @@
 """The run store: the one place that reads and writes a training run's folder.
 
 A run folder holds ``index.json``, ``metrics.jsonl`` and the checkpoints (see
-``checkpoint``), and the folder `rnn train` ran in keeps a pointer to the last
-run (``.rnn/last_run``).  In data-parallel training only rank 0 has a store.
+``checkpoint``).  The pointer to the last run (``.rnn/last_run``, in the folder `rnn train` ran
+in) is the CLI's: a store writes nothing outside its folder.  In data-parallel training only rank
+0 has a store.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from .checkpoint import (
     intact_alternative,
     load_checkpoint,
     read_index,
-    remember_last_run,
     save_checkpoint,
     truncate_metrics,
     unique_name,
@@ -176,7 +176,6 @@ class RunStore:
         path = save_checkpoint(
             self.dir, name, weights, trainer, vocab, meta, is_best=is_best, keep=self.keep, keep_best=self.keep_best
         )
-        remember_last_run(self.dir)
         return path
 
     def best_or_dir(self) -> Path:

@@ -18,6 +18,13 @@ Both layers have the same interface: ``forward(params, hidden, targets)``
 returns the mean loss and a cache, ``backward(params, cache)`` the gradient of
 that loss for the hidden rows and for the layer's parameters, and
 ``log_probs(params, hidden)`` the full ``(N, V)`` log-distribution for inference.
+
+The layers keep no arrays of their own, so one model may serve several threads at
+once: inference allocates per call, and a cache owns its arrays unless the caller
+hands ``forward`` a workspace (a dict) that it owns and reuses from window to
+window (the training loop's: a fresh ``(N, V)`` array costs a page fault per
+4 kB every window); such a cache is valid until the next forward given that
+workspace.
 Parameter names follow PyTorch: ``decoder.weight``/``decoder.bias`` for the full
 layer (an ``nn.Linear``), ``decoder.head.weight``, ``decoder.head.bias``,
 ``decoder.tail.{i}.0.weight``, ``decoder.tail.{i}.1.weight`` for the adaptive one
@@ -34,7 +41,6 @@ from .functional import cross_entropy_, log_softmax, score_targets_
 class FullSoftmax:
     def __init__(self, vocab_size: int, hidden_size: int, tied: bool):
         self.V, self.H, self.tied = vocab_size, hidden_size, tied
-        self._buf: np.ndarray | None = None  # (N, V) logits, reused across windows
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes: dict[str, tuple[int, ...]] = {} if self.tied else {"decoder.weight": (self.V, self.H)}
@@ -55,26 +61,21 @@ class FullSoftmax:
 
     def score(self, params, hidden: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each target's log-probability (N,) and rank (N,), in one fused pass."""
-        logits = np.matmul(hidden, self.weight(params).T, out=self._buffer(hidden))  # (N, V), bias added below
+        logits = hidden @ self.weight(params).T  # (N, V) this call's own, bias added below
         return score_targets_(logits, targets, params["decoder.bias"])
 
     def target_log_probs(self, params, hidden: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Each target's log-probability (N,) float64 (the fused pass of ``score``)."""
         return self.score(params, hidden, targets)[0]
 
-    def _buffer(self, hidden: np.ndarray) -> np.ndarray:
-        """The (N, V) logits array, reused from call to call: a fresh one costs a page fault per 4 kB."""
-        N = hidden.shape[0]
-        if self._buf is None or self._buf.shape != (N, self.V) or self._buf.dtype != hidden.dtype:
-            self._buf = np.empty((N, self.V), dtype=hidden.dtype)
-        return self._buf
-
-    def forward(self, params, hidden: np.ndarray, targets: np.ndarray):
+    def forward(self, params, hidden: np.ndarray, targets: np.ndarray, workspace: dict | None = None):
         """Mean cross-entropy of targets (N,) given hidden (N, H); the cache holds d(loss)/d(logits).
 
-        The logits buffer is reused by the next call, so a cache is valid until then.
+        The logits, then their gradient, go into a new (N, V) array, or into this layer's array in
+        ``workspace`` (see the module's docstring): that cache is valid until the next such call.
         """
-        logits = np.matmul(hidden, self.weight(params).T, out=self._buffer(hidden))  # (N, V), bias added below
+        out = None if workspace is None else _scratch(workspace, self, (hidden.shape[0], self.V), hidden.dtype)
+        logits = np.matmul(hidden, self.weight(params).T, out=out)  # (N, V), bias added below
         loss, dlogits, dbias = cross_entropy_(logits, targets, params["decoder.bias"])
         return loss, (hidden, dlogits, dbias)
 
@@ -85,6 +86,14 @@ class FullSoftmax:
         dW = dlogits.T @ hidden  # (V, H)
         grads["encoder.weight" if self.tied else "decoder.weight"] = dW
         return dlogits @ W, grads  # (N, H)
+
+
+def _scratch(workspace: dict, owner, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """owner's array in workspace, made (again) when it is missing or of another shape or dtype."""
+    buf = workspace.get(owner)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = workspace[owner] = np.empty(shape, dtype=dtype)
+    return buf
 
 
 class AdaptiveSoftmax:
@@ -146,7 +155,9 @@ class AdaptiveSoftmax:
             out[rows] += tail[np.arange(rows.size), targets[rows] - self.bounds[i]]
         return out
 
-    def forward(self, params, hidden: np.ndarray, targets: np.ndarray):
+    def forward(self, params, hidden: np.ndarray, targets: np.ndarray, workspace: dict | None = None):
+        """As FullSoftmax.forward; every array is this call's own (``workspace`` is not used: no array
+        here is (N, V), and a tail's rows change from window to window)."""
         N = hidden.shape[0]
         cluster = np.searchsorted(self.bounds, targets, side="right") - 1  # (N,) tail index, -1 = head
         head_targets = np.where(cluster < 0, targets, self.shortlist + cluster)

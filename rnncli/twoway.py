@@ -93,17 +93,19 @@ class TwoWayModel:
         k = len(items) // 2
         return items[:k], items[k:]
 
-    def forward(self, ids, targets, state, *, rng=None, masks=None):
-        """Mean loss of both directions on a (T, B, 2) window; returns (loss, state, cache)."""
+    def forward(self, ids, targets, state, *, rng=None, masks=None, workspace: dict | None = None):
+        """Mean loss of both directions on a (T, B, 2) window; returns (loss, state, cache).
+
+        ``workspace`` as RNNModel.forward's: each network's output layer keeps its own array there."""
         if masks is None and rng is not None:
             masks = self.dropout_masks(rng, ids.shape[0], ids.shape[1])
         mf, mb = self._halves(masks) if masks is not None else (None, None)
         sf, sb = self._halves(state)
         loss_f, state_f, cache_f = self.forward_model.forward(
-            np.ascontiguousarray(ids[..., 0]), np.ascontiguousarray(targets[..., 0]), sf, masks=mf
+            np.ascontiguousarray(ids[..., 0]), np.ascontiguousarray(targets[..., 0]), sf, masks=mf, workspace=workspace
         )
         loss_b, state_b, cache_b = self.backward_model.forward(
-            np.ascontiguousarray(ids[..., 1]), np.ascontiguousarray(targets[..., 1]), sb, masks=mb
+            np.ascontiguousarray(ids[..., 1]), np.ascontiguousarray(targets[..., 1]), sb, masks=mb, workspace=workspace
         )
         return 0.5 * (loss_f + loss_b), state_f + state_b, (cache_f, cache_b)
 

@@ -75,7 +75,7 @@ def tiny_run(tmp_path_factory) -> Path:
     Tests must not write into it (no resume, no edits): those train their own in `workdir`.
     """
     from rnncli.config import load_config
-    from rnncli.train import run_training
+    from rnncli.training import run_training
 
     folder = tmp_path_factory.mktemp("tiny-run")
     (folder / "train.txt").write_text(TINY_TEXT * 8, encoding="utf-8")

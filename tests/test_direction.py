@@ -14,7 +14,7 @@ from rnncli.errors import ConfigError
 from rnncli.infer import evaluate, load_models
 from rnncli.model import ModelShape, RNNModel
 from rnncli.optim import dense
-from rnncli.train import run_training
+from rnncli.training import run_training
 from rnncli.twoway import TwoWayModel, reverse_stream
 
 from .conftest import write_config

@@ -18,7 +18,7 @@ import pytest
 
 from rnncli.checkpoint import load_checkpoint, read_index
 from rnncli.config import load_config
-from rnncli.train import run_training
+from rnncli.training import run_training
 
 from .conftest import write_config
 

@@ -164,7 +164,7 @@ def test_two_directions_score_the_fills_in_bounded_memory(workdir):
     """The complete fills are scored by the backward model without a (fills x sentence) array
     (the old code: 307 MB; now 2.4 MB)."""
     from rnncli.config import load_config
-    from rnncli.train import run_training
+    from rnncli.training import run_training
 
     from .conftest import write_config
 

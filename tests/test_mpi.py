@@ -23,7 +23,7 @@ import pytest
 from rnncli.checkpoint import load_checkpoint, read_index
 from rnncli.comm import launched_by_mpi
 from rnncli.config import load_config
-from rnncli.train import run_training
+from rnncli.training import run_training
 
 from .conftest import TINY_TEXT, write_config
 

@@ -14,7 +14,7 @@ from rnncli.cli import main
 from rnncli.config import load_config
 from rnncli.errors import CheckpointError
 from rnncli.runstore import RunStore
-from rnncli.train import run_training
+from rnncli.training import run_training
 
 from .conftest import write_config
 

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from rnncli.config import load_config
-from rnncli.train import run_training
+from rnncli.training import run_training
 
 from .conftest import write_config
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from rnncli.cli import _prob, main
+from rnncli.cli import main
+from rnncli.cli.common import prob as _prob
 
 GOOD, GOOD2 = "o menino ___ em casa.", "a mãe trouxe um ___ quente."
 STREAM = f"{GOOD}\n\nsem lacuna nenhuma\n{GOOD2}\n"
@@ -129,7 +130,7 @@ def test_small_probabilities_keep_two_significant_digits():
 
 def test_text_output_shows_no_zero_for_a_word_that_has_a_probability(runner, workdir):
     from rnncli.config import load_config
-    from rnncli.train import run_training
+    from rnncli.training import run_training
 
     from .conftest import write_config
 
@@ -211,7 +212,7 @@ def test_a_fill_after_a_pasted_hyphen_is_spaced_as_after_an_ascii_one(tiny_run, 
 
 
 def test_a_fill_beam_that_cannot_fit_in_memory_is_refused_before_any_work(runner, model, monkeypatch):
-    import rnncli.train as train_module
+    import rnncli.training as train_module
 
     monkeypatch.setattr(train_module, "available_memory", lambda: 2**30)
     result = runner.invoke(main, ["fill", "--beam", "100000", "--shortlist", "500", "o ___ saiu de ___ cedo"])

@@ -10,7 +10,7 @@ from rnncli.checkpoint import load_checkpoint
 from rnncli.config import load_config
 from rnncli.data import encode_files, resolve_files
 from rnncli.infer import evaluate, load_model
-from rnncli.train import run_training
+from rnncli.training import run_training
 
 from .conftest import write_config
 

@@ -9,7 +9,7 @@ from rnncli.checkpoint import load_checkpoint
 from rnncli.config import load_config
 from rnncli.errors import CheckpointError, ConfigError
 from rnncli.infer import evaluate, load_model, next_word_probs
-from rnncli.train import Trainer, run_training
+from rnncli.training import Trainer, run_training
 
 from .conftest import write_config
 
@@ -132,7 +132,7 @@ def test_no_pickle_anywhere_in_the_package():
 
 
 def test_lr_schedule_factors():
-    from rnncli.train import lr_schedule
+    from rnncli.training import lr_schedule
 
     assert [lr_schedule("constant", 100)(t) for t in (0, 50, 100)] == [1.0, 1.0, 1.0]
     assert [lr_schedule("linear", 100)(t) for t in (0, 25, 100)] == [1.0, 0.75, 0.0]
@@ -164,7 +164,7 @@ class _Clock:
 
 def test_a_resumed_epoch_is_reported_whole(workdir, monkeypatch):
     """The row of an epoch that a stop split in two shows the epoch's whole time, not the resumed part."""
-    import rnncli.train as train_module
+    import rnncli.training as train_module
 
     (workdir / "train.txt").write_text("a b c d e f g\n" * 80, encoding="utf-8")
     cfg = write_config(workdir, train={"epochs": 1})
@@ -197,7 +197,7 @@ def test_the_summary_says_how_much_of_an_epoch_max_tokens_left_trained(workdir, 
 def test_reading_the_corpus_reports_its_progress_in_bytes(workdir):
     """A large corpus is read and tokenized before the first epoch: the reporter hears how far it is
     (the CLI draws a bar from it on a terminal), up to the files' whole size, cached or not."""
-    from rnncli.train import Reporter
+    from rnncli.training import Reporter
 
     lines = [f"frase número {i} do corpus de treino ." for i in range(20_000)]
     (workdir / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -36,6 +36,7 @@ from .config import Config, TrainConfig, config_to_dict
 from .data import batchify, build_corpus, count_windows, windows
 from .errors import CheckpointError, ConfigError, ResourceError, RnnError, TrainingInterrupted
 from .infer import evaluate, load_weights
+from .metrics import perplexity
 from .model import ModelShape, RNNModel
 from .optim import clip_grad_norm_, make_optimizer
 from .runstore import RunStore
@@ -63,6 +64,9 @@ class Reporter:
 
     def message(self, text: str) -> None: ...
 
+    # a checkpoint is written (rank 0, in the writer): the CLI points .rnn/last_run at the run
+    def saved(self, run_dir: Path, checkpoint: Path) -> None: ...
+
 
 @dataclass
 class Progress:
@@ -84,19 +88,7 @@ class Progress:
 
 
 def model_shape(cfg: Config, vocab_size: int) -> ModelShape:
-    m = cfg.model
-    return ModelShape(
-        vocab_size=vocab_size,
-        cell=m.cell,
-        embedding_size=m.embedding_size,
-        hidden_size=m.hidden_size,
-        layers=m.layers,
-        dropout=m.dropout,
-        tie_weights=m.tie_weights,
-        softmax=m.softmax,
-        cutoffs=tuple(m.cutoffs),
-        div_value=m.div_value,
-    )
+    return ModelShape.from_config(cfg, vocab_size)
 
 
 def tokenizer_from_config(cfg: Config) -> Tokenizer:
@@ -192,6 +184,7 @@ class Trainer:
         self.lo, self.hi = self.comm.share(self.batch)
         self.state: list | None = None  # this worker's (b, H) hidden state carried between windows; None = zeros
         self.schedule = schedule or (lambda tokens: 1.0)
+        self.workspace: dict = {}  # the output layer's (N, V) array, reused by every window's forward
 
     def step(self, x: np.ndarray, y: np.ndarray, clock: float = 0.0) -> StepResult:
         """Forward, backward through time, reduce across workers, clip, update: one window (T, b).
@@ -205,7 +198,7 @@ class Trainer:
         if masks is not None:
             masks = [m[:, self.lo : self.hi] for m in masks]  # all columns (a view) for one process
         state = self.state if self.state is not None else model.initial_state(self.hi - self.lo)
-        loss, self.state, cache = model.forward(x, y, state, masks=masks)
+        loss, self.state, cache = model.forward(x, y, state, masks=masks, workspace=self.workspace)
         reduction = self.comm.begin_gradients()
         grads = reduction.finish(model.backward(cache, on_ready=reduction.add))
         loss, clock = self.comm.sum_scalars([loss / self.comm.size, clock])
@@ -409,31 +402,7 @@ def _train(
     run = _Run(cfg, trainer, store, vocab, data, valid, reporter, stop)
     tokens_before = trainer.progress.tokens
     run.loop()
-    p = trainer.progress
-    best_loss = p.best_valid_loss
-    # the run as a whole (every session of it), so a finished, an extended and a fresh run read alike;
-    # train_seconds and tokens_per_sec cover the training windows only, session_seconds this command
-    return {
-        "checkpoint": str(store.best_or_dir()) if store else str(cfg.checkpoint.dir),
-        "run_dir": str(cfg.checkpoint.dir),
-        "epochs": p.epoch - 1 if p.pos == 0 else p.epoch,
-        "epochs_completed": p.epoch - 1,
-        # the share of the next epoch that was trained when train.max_tokens stopped the run inside it
-        "partial_epoch": p.pos / max(len(data) - 1, 1),
-        "steps": p.step,
-        "tokens": p.tokens,
-        "train_seconds": p.train_seconds,
-        "tokens_per_sec": p.tokens / p.train_seconds if p.train_seconds > 0 else None,
-        "session_tokens": p.tokens - tokens_before,
-        "session_seconds": time.perf_counter() - wall_start,
-        "valid_loss": p.valid_loss,
-        "valid_ppl": _ppl(p.valid_loss) if p.valid_loss is not None else None,
-        "best_valid_loss": best_loss if math.isfinite(best_loss) else None,
-        "best_valid_ppl": _ppl(best_loss) if math.isfinite(best_loss) else None,
-        "lr": p.lr,
-        "vocab_size": len(vocab),
-        "params": model.num_params(),
-    }
+    return run.summary(tokens_before, wall_start)
 
 
 def make_model(cfg: Config, vocab_size: int):
@@ -509,6 +478,19 @@ def _prepare(cfg: Config, store: RunStore, resume: str | bool, overwrite: bool, 
     return _Start(corpus.vocab, corpus.train, corpus.valid, ckpt)
 
 
+@dataclass
+class _EpochEnd:
+    """What the end of an epoch did: the record it wrote (a checkpoint beside it), or, when the
+    validation loss is not finite, nothing at all (``record`` None) and that loss, for a roll-back."""
+
+    record: dict | None
+    valid_loss: float | None  # None: no validation text
+
+    @property
+    def diverged(self) -> bool:
+        return self.record is None
+
+
 class _Run:
     """The epochs of one training session: windows, periodic saves, roll-backs, validation, records."""
 
@@ -516,8 +498,12 @@ class _Run:
         self.cfg, self.trainer, self.store, self.vocab = cfg, trainer, store, vocab
         self.data, self.valid, self.reporter, self.stop = data, valid, reporter, stop
         self.comm = trainer.comm
-        self.last_valid = None
-        self.last_path: Path | None = None
+        self.last_path: Path | None = None  # the last checkpoint written (rank 0)
+        self.last_save = time.monotonic()  # when it was written, or the session started
+        self.good = trainer.snapshot()  # the last good state, for a roll-back
+        self.epoch_start = time.perf_counter()  # when this session began the epoch in progress
+        self.epoch_before = trainer.progress.epoch_seconds  # the part of that epoch earlier sessions ran
+        self.signum = 0  # the signal that stopped the last epoch (0: none)
         self.meta_base = {  # what every checkpoint of the run says besides its progress
             "config": config_to_dict(cfg),
             "tokenizer": tokenizer_from_config(cfg).to_dict(),
@@ -534,8 +520,6 @@ class _Run:
                 "raise train.epochs or train.max_tokens to continue"
             )
         self.stop.deferred = True  # from here a signal saves a checkpoint before stopping
-        self.good = t.snapshot()  # the last good state, for a roll-back
-        self.last_save = time.monotonic()
         while t.progress.epoch <= tc.epochs and not done:
             outcome, result = self.epoch()
             if outcome == "diverged":
@@ -543,18 +527,11 @@ class _Run:
                 continue
             done = outcome == "max_tokens"
             if outcome == "signal" and t.progress.pos < len(self.data) - 1:
-                path = self.save(t.progress.epoch, False, detached=True)
-                p = t.progress
-                raise TrainingInterrupted(
-                    f"{signal.Signals(self.signum).name} received: saved {path} "
-                    f"(epoch {p.epoch}, step {p.step}, {p.tokens:,} tokens)",
-                    self.signum,
-                    path,
-                )
-            valid_loss = self.end_epoch(done)
-            # not None: the weights give no finite prediction, diverged though each step looked finite
-            if valid_loss is not None:
-                self.roll_back(f"the validation of epoch {t.progress.epoch} (validation loss {valid_loss:.4g})")
+                self.stop_inside_epoch()
+            end = self.end_epoch()
+            # the weights give no finite prediction, diverged though each step looked finite
+            if end.diverged:
+                self.roll_back(f"the validation of epoch {t.progress.epoch} (validation loss {end.valid_loss:.4g})")
                 done = False
                 continue
             # a signal in the epoch's last window, or during validation and the save
@@ -566,6 +543,17 @@ class _Run:
                     signum,
                     self.last_path,
                 )
+
+    def stop_inside_epoch(self) -> None:
+        """A signal inside an epoch: save where it stands and raise TrainingInterrupted."""
+        path = self.save(self.trainer.progress.epoch, False, detached=True)
+        p = self.trainer.progress
+        raise TrainingInterrupted(
+            f"{signal.Signals(self.signum).name} received: saved {path} "
+            f"(epoch {p.epoch}, step {p.step}, {p.tokens:,} tokens)",
+            self.signum,
+            path,
+        )
 
     def agreed_signal(self) -> int:
         """The signal any worker received (0: none); a worker that was not signalled itself hears
@@ -591,7 +579,7 @@ class _Run:
                 return "diverged", result
             p = t.progress
             p.pos = i + len(x)
-            p.epoch_seconds = self.epoch_before + (time.perf_counter() - self.epoch_start)
+            p.epoch_seconds = self.epoch_seconds()
             self.reporter.window(len(x) * t.batch, result.loss, p.tokens / max(p.train_seconds, 1e-9))
             if tc.max_tokens and p.tokens >= tc.max_tokens:
                 return "max_tokens", result
@@ -606,6 +594,10 @@ class _Run:
                 self.save(p.epoch, False)
                 self.good = t.snapshot()
         return "end", result
+
+    def epoch_seconds(self) -> float:
+        """The wall time of the epoch in progress, every session of it."""
+        return self.epoch_before + (time.perf_counter() - self.epoch_start)
 
     def roll_back(self, where: str) -> None:
         tc, t = self.cfg.train, self.trainer
@@ -627,58 +619,25 @@ class _Run:
             f"lr lowered to {p.lr:g} (roll-back {divergences} of {tc.divergence_retries})"
         )
 
-    def end_epoch(self, stopped: bool) -> float | None:
+    def end_epoch(self) -> _EpochEnd:
         """Validate, anneal on a plateau, write the epoch's record and checkpoint.
 
-        Returns None, or the validation loss when it is not finite: then nothing is written and
-        the caller rolls back (a model that predicts NaN must never become a checkpoint).
+        A validation loss that is not finite writes nothing (a model that predicts NaN must never
+        become a checkpoint): the caller rolls back.
         """
-        tc, t = self.cfg.train, self.trainer
+        t = self.trainer
         p = t.progress
-        epoch, epoch_seconds = p.epoch, self.epoch_before + (time.perf_counter() - self.epoch_start)
-        p.epoch_seconds = epoch_seconds  # what this record says, so a resume of a partial epoch goes on from it
-        epoch_done = p.pos >= len(self.data) - 1
-        valid = None
-        if len(self.valid) >= 2:
-            valid = t.validate(self.valid, tc.eval_batch_size, self.vocab.eos_id)
-            if not math.isfinite(valid.loss):
-                return valid.loss
-            self.last_valid = valid
-        valid_loss = valid.loss if valid is not None else math.inf
-        is_best = valid is not None and valid_loss < p.best_valid_loss
-        if valid is not None:
-            p.valid_loss = valid.loss
-        if is_best:
-            p.best_valid_loss = valid_loss
+        p.epoch_seconds = self.epoch_seconds()  # what the record says, so a resume of a partial epoch goes on from it
+        epoch, epoch_done = p.epoch, p.pos >= len(self.data) - 1
+        valid = self.validate()
+        if valid is not None and not math.isfinite(valid.loss):
+            return _EpochEnd(None, valid.loss)
         lr_used = t.opt.lr  # the last step's (annealed) rate
-        if valid is not None and not is_best and epoch_done and tc.lr_decay > 1:
-            p.lr /= tc.lr_decay  # plateau: anneal
-            t.opt.lr = p.lr
-        train_loss = p.epoch_nll / max(p.epoch_tokens, 1)
-        rss, peak = _memory_mb()
+        is_best = self.judge(valid, epoch_done)
         name = self.store.name_for(epoch, p.step) if self.store else None
-        record = {
-            "epoch": epoch,
-            "step": p.step,
-            "tokens": p.tokens,
-            "train_loss": train_loss,
-            "train_ppl": _ppl(train_loss),
-            "valid_loss": valid.loss if valid is not None else None,
-            "valid_ppl": valid.perplexity if valid is not None else None,
-            "lr": lr_used,
-            "tokens_per_sec": p.epoch_tokens / max(epoch_seconds, 1e-9),  # the whole epoch, as seconds
-            "seconds": epoch_seconds,
-            "complete": epoch_done,
-            "checkpoint": str(self.store.dir / name) if self.store else None,
-            "best": is_best,
-            "rss_mb": round(rss, 1) if rss is not None else None,
-            "peak_rss_mb": round(peak, 1),
-        }
+        record = self.record(valid, lr_used, is_best, epoch_done, name)
         if epoch_done:
-            p.epoch += 1
-            p.pos = 0
-            p.epoch_nll, p.epoch_tokens, p.epoch_seconds = 0.0, 0, 0.0
-            t.state = None
+            self.next_epoch()
         # the record goes first: a crash between the two leaves a record that the checkpoint does
         # not count, which a resume removes (truncate_metrics) and writes again
         self.comm.root_does(lambda: self.store.append_metrics(record))
@@ -686,16 +645,99 @@ class _Run:
         self.save(epoch, is_best or valid is None, name)
         self.good = t.snapshot()
         self.reporter.epoch_end(record)
+        return _EpochEnd(record, valid.loss if valid is not None else None)
+
+    def validate(self):
+        """The validation result of the weights now (None without validation text)."""
+        if len(self.valid) < 2:
+            return None
+        return self.trainer.validate(self.valid, self.cfg.train.eval_batch_size, self.vocab.eos_id)
+
+    def judge(self, valid, epoch_done: bool) -> bool:
+        """Note a finite validation loss in the progress; anneal lr on a plateau at the end of an
+        epoch.  Returns whether it is the best so far."""
+        tc, t, p = self.cfg.train, self.trainer, self.trainer.progress
+        if valid is None:
+            return False
+        p.valid_loss = valid.loss
+        is_best = valid.loss < p.best_valid_loss
+        if is_best:
+            p.best_valid_loss = valid.loss
+        elif epoch_done and tc.lr_decay > 1:
+            p.lr /= tc.lr_decay  # plateau: anneal
+            t.opt.lr = p.lr
+        return is_best
+
+    def record(self, valid, lr_used: float, is_best: bool, epoch_done: bool, name: str | None) -> dict:
+        """The epoch's line of metrics.jsonl (progress as it stands, before the next epoch begins)."""
+        p = self.trainer.progress
+        train_loss = p.epoch_nll / max(p.epoch_tokens, 1)
+        rss, peak = _memory_mb()
+        return {
+            "epoch": p.epoch,
+            "step": p.step,
+            "tokens": p.tokens,
+            "train_loss": train_loss,
+            "train_ppl": perplexity(train_loss),
+            "valid_loss": valid.loss if valid is not None else None,
+            "valid_ppl": valid.perplexity if valid is not None else None,
+            "lr": lr_used,
+            "tokens_per_sec": p.epoch_tokens / max(p.epoch_seconds, 1e-9),  # the whole epoch, as seconds
+            "seconds": p.epoch_seconds,
+            "complete": epoch_done,
+            "checkpoint": str(self.store.dir / name) if self.store else None,
+            "best": is_best,
+            "rss_mb": round(rss, 1) if rss is not None else None,
+            "peak_rss_mb": round(peak, 1),
+        }
+
+    def next_epoch(self) -> None:
+        """Progress at the start of the next epoch: its first window, nothing trained, zero state."""
+        p = self.trainer.progress
+        p.epoch += 1
+        p.pos = 0
+        p.epoch_nll, p.epoch_tokens, p.epoch_seconds = 0.0, 0, 0.0
+        self.trainer.state = None
+
+    def summary(self, tokens_before: int, wall_start: float) -> dict:
+        """What `rnn train --format json` prints: the run as a whole (every session of it), so a
+        finished, an extended and a fresh run read alike; train_seconds and tokens_per_sec cover
+        the training windows only, session_seconds this command (begun at ``wall_start``)."""
+        cfg, store, p = self.cfg, self.store, self.trainer.progress
+        best_loss = p.best_valid_loss
+        return {
+            "checkpoint": str(store.best_or_dir()) if store else str(cfg.checkpoint.dir),
+            "run_dir": str(cfg.checkpoint.dir),
+            "epochs": p.epoch - 1 if p.pos == 0 else p.epoch,
+            "epochs_completed": p.epoch - 1,
+            # the share of the next epoch that was trained when train.max_tokens stopped the run inside it
+            "partial_epoch": p.pos / max(len(self.data) - 1, 1),
+            "steps": p.step,
+            "tokens": p.tokens,
+            "train_seconds": p.train_seconds,
+            "tokens_per_sec": p.tokens / p.train_seconds if p.train_seconds > 0 else None,
+            "session_tokens": p.tokens - tokens_before,
+            "session_seconds": time.perf_counter() - wall_start,
+            "valid_loss": p.valid_loss,
+            "valid_ppl": perplexity(p.valid_loss) if p.valid_loss is not None else None,
+            "best_valid_loss": best_loss if math.isfinite(best_loss) else None,
+            "best_valid_ppl": perplexity(best_loss) if math.isfinite(best_loss) else None,
+            "lr": p.lr,
+            "vocab_size": len(self.vocab),
+            "params": self.trainer.model.num_params(),
+        }
 
     def save(self, epoch: int, is_best: bool, name: str | None = None, detached: bool = False) -> Path | None:
-        """A checkpoint of every worker's state, written by rank 0; returns its path there."""
+        """A checkpoint of every worker's state, written by rank 0; returns its path there.
+
+        The reporter hears of it (``saved``) as soon as it is written, in the writer itself."""
         t, comm = self.trainer, self.comm
         trainer_arrays = t.checkpoint_arrays()  # a collective: the hidden state of every worker's streams
         comm.check_same(t.model.params, f"at the checkpoint of step {t.progress.step}")
 
         def write() -> Path:
             meta = dict(self.meta_base, **t.checkpoint_meta())
-            return self.store.save(
+            path = self.store.save(
                 name or self.store.name_for(epoch, t.progress.step),
                 t.model.state_dict(),
                 trainer_arrays,
@@ -703,6 +745,10 @@ class _Run:
                 meta,
                 is_best,
             )
+            saved = getattr(self.reporter, "saved", None)  # a reporter may predate the event
+            if saved is not None:
+                saved(self.store.dir, path)
+            return path
 
         if detached and not comm.is_root:
             path = None  # stopping on a signal: the others need not wait for rank 0's writer
@@ -773,7 +819,3 @@ def lr_schedule(kind: str, planned_tokens: int):
     if kind == "cosine":
         return lambda tokens: 0.5 * (1.0 + math.cos(math.pi * min(tokens / total, 1.0)))
     raise ValueError(f"unknown lr schedule {kind!r}")
-
-
-def _ppl(loss: float) -> float:
-    return math.exp(loss) if loss < 700 else math.inf
