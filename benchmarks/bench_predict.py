@@ -48,6 +48,27 @@ def wall(cmd: list[str], stdin_path: str | None = None, env: dict | None = None)
             stdin.close()
 
 
+def print_imports(cmd: list[str], env: dict) -> None:
+    """What `rnn predict` imports (python -X importtime): the packages that take the most time,
+    each module's own time summed under its top-level package, and whether yaml, tqdm or the
+    training code came along (a command imports only what it uses)."""
+    out = subprocess.run(cmd, env=dict(env, PYTHONPROFILEIMPORTTIME="1"), capture_output=True, text=True)
+    own: dict[str, int] = {}
+    for line in out.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = (part.strip() for part in line[len("import time:") :].split("|"))
+        top = name.split(".")[0] if not name.startswith("rnncli") else ".".join(name.split(".")[:2])
+        own[top] = own.get(top, 0) + int(self_us)
+    ranked = sorted(own.items(), key=lambda kv: -kv[1])
+    shown = ", ".join(f"{name} {us / 1000:.1f}" for name, us in ranked[:12])
+    print(
+        f"imports of rnn predict (python -X importtime, own ms by package, total {sum(own.values()) / 1000:.0f} ms): {shown}"
+    )
+    unwanted = [m for m in ("yaml", "tqdm", "rnncli.training", "rnncli.config", "mpi4py") if m in own]
+    print(f"  imported that predict does not use: {', '.join(unwanted) or 'none'}")
+
+
 def make_prompts(n: int, seed: int = 0) -> list[str]:
     """Beginnings (1 to 8 words) of random lines of the bundled corpus."""
     lines = []
@@ -108,6 +129,7 @@ def main() -> None:
                 f"cold start ({label}): python -c 'import numpy' {n_med * 1000:.0f} ms, "
                 f"rnn predict {r_med * 1000:.0f} ms, ratio {r_med / n_med:.2f}x  (target < 1.5x)"
             )
+        print_imports(predict + ["sentindo-se"], cached_env)
 
     # ------------------------------------------------------------ throughput
     prompts = make_prompts(N_PROMPTS)

@@ -25,14 +25,13 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import difflib
+import functools
 import math
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, NamedTuple
-
-import yaml
 
 from .errors import ConfigError
 
@@ -544,6 +543,8 @@ def config_to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
 
 def config_to_yaml(cfg: Config) -> str:
     """The config as YAML text, sections and keys in reference order."""
+    import yaml
+
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True)
 
 
@@ -560,6 +561,8 @@ def parse_override(assignment: str) -> tuple[str, str, Any]:
     path = path.strip()
     if not sep or not _DOTTED.fullmatch(path):
         raise ConfigError(f"--set {assignment!r}: {_MALFORMED}")
+    import yaml  # here, not at the top: reading a checkpoint's config (predict) needs no YAML
+
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -626,33 +629,41 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
 # --- YAML reading -----------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key written twice in one mapping.
+@functools.cache
+def _strict_loader():
+    """A SafeLoader that refuses a key written twice in one mapping (made on first use: YAML is
+    imported only by the commands that read a config).
 
     Plain PyYAML keeps the last one silently, so a forgotten earlier line would quietly lose.
     """
+    import yaml
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Mark] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges are meant to be overridden
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                first = seen.get(key)
-            except TypeError:  # unhashable key: the base class reports it
-                continue
-            if first is not None:
-                raise yaml.constructor.ConstructorError(
-                    problem=f"duplicate key {key!r} (first at line {first.line + 1})",
-                    problem_mark=key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: dict[Any, yaml.Mark] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges are meant to be overridden
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # unhashable key: the base class reports it
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        problem=f"duplicate key {key!r} (first at line {first.line + 1})",
+                        problem_mark=key_node.start_mark,
+                    )
+                seen[key] = key_node.start_mark
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
 
 
 def _read_yaml(source: str) -> Any:
     """Parse a YAML file, turning every way it can fail into a one-line ConfigError."""
+    import yaml
+
     try:
         with open(source, "rb") as f:
             data = f.read()
@@ -663,7 +674,7 @@ def _read_yaml(source: str) -> Any:
     except OSError as exc:
         raise ConfigError(f"config file not readable: {source} ({exc.strerror or exc})") from None
     try:
-        return yaml.load(data, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(data, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(str(exc.problem or exc.context or exc).split())

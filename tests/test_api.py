@@ -139,3 +139,36 @@ def test_errors_are_the_projects_exceptions(model, tiny_run, tmp_path):
         rnncli.load(tmp_path / "nowhere")
     with pytest.raises(DataError):
         model.evaluate([tmp_path / "missing.txt"])
+
+
+def test_eight_threads_share_one_model(model):
+    """One Model serves several threads at once (a web server): each thread's answers equal the
+    sequential ones, for every method that reads the model."""
+    import threading
+
+    prompts = [f"o menino {w}" for w in ("acordou", "ficou", "saiu", "voltou", "trouxe", "disse", "estava", "era")]
+    jobs = {
+        "predict": lambda p: model.predict(p, k=10),
+        "score": lambda p: model.score(p),
+        "fill": lambda p: model.fill(p.replace("menino", "___"), k=5),
+        "complete": lambda p: model.complete(p[:-2], k=5),
+    }
+    expected = {(name, p): job(p) for name, job in jobs.items() for p in prompts}
+    barrier, got, errors = threading.Barrier(8), {}, []
+
+    def work(p):
+        try:
+            barrier.wait()
+            for _ in range(20):
+                for name, job in jobs.items():
+                    got[(name, p, _)] = job(p)
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(p,)) for p in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(answer == expected[(name, p)] for (name, p, _), answer in got.items())
