@@ -62,9 +62,8 @@ def print_imports(cmd: list[str], env: dict) -> None:
         own[top] = own.get(top, 0) + int(self_us)
     ranked = sorted(own.items(), key=lambda kv: -kv[1])
     shown = ", ".join(f"{name} {us / 1000:.1f}" for name, us in ranked[:12])
-    print(
-        f"imports of rnn predict (python -X importtime, own ms by package, total {sum(own.values()) / 1000:.0f} ms): {shown}"
-    )
+    total = sum(own.values()) / 1000
+    print(f"imports of rnn predict (python -X importtime, own ms by package, total {total:.0f} ms): {shown}")
     unwanted = [m for m in ("yaml", "tqdm", "rnncli.training", "rnncli.config", "mpi4py") if m in own]
     print(f"  imported that predict does not use: {', '.join(unwanted) or 'none'}")
 
