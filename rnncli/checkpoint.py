@@ -129,9 +129,7 @@ def save_checkpoint(
     failure (disk full, unwritable folder) is a CheckpointError that leaves the previous
     checkpoint and index.json as they were.
     """
-    for key, a in weights.items():
-        if not np.all(np.isfinite(a)):
-            raise CheckpointError(f"refusing to save {name}: weight {key} holds NaN or infinite values")
+    _refuse_non_finite(name, weights)
     name = unique_name(run_dir, name)
     final = run_dir / name
     tmp = run_dir / f".tmp-{name}-{os.getpid()}"
@@ -141,24 +139,7 @@ def save_checkpoint(
         VOCAB_FILE: json.dumps(vocab, ensure_ascii=False).encode(),
     }
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        files = {}
-        for fname, data in payload.items():
-            files[fname] = _write_bytes(tmp / fname, data)
-            _pause()
-        meta = dict(meta, format_version=FORMAT_VERSION, files=files, versions=versions())
-        meta[META_DIGEST] = _meta_digest(meta)
-        _write_bytes(tmp / META, json.dumps(meta, indent=1, ensure_ascii=False).encode())
-        _fsync_dir(tmp)
-        _pause()
-        if final.exists():  # an orphan left by a crash before the index named it
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        _fsync_dir(run_dir)
-        _pause()
+        _write_checkpoint_dir(run_dir, tmp, final, payload, meta)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         size = sum(len(b) for b in payload.values())
@@ -166,6 +147,51 @@ def save_checkpoint(
         raise CheckpointError(
             f"cannot write checkpoint in {run_dir}: {e.strerror or e}{needs}; {_what_is_kept(run_dir)}"
         ) from None
+    index = _point_index_at(run_dir, name, final, is_best=is_best, keep=keep)
+    _prune(run_dir, keep=set(index["recent"]) | ({index["best"]} if keep_best else set()))
+    return final
+
+
+def _refuse_non_finite(name: str, weights: dict[str, np.ndarray]) -> None:
+    """Raise a CheckpointError naming the first weight that holds NaN or an infinity: such a
+    checkpoint would only pass the divergence on to whoever loads it."""
+    for key, a in weights.items():
+        if not np.all(np.isfinite(a)):
+            raise CheckpointError(f"refusing to save {name}: weight {key} holds NaN or infinite values")
+
+
+def _write_checkpoint_dir(run_dir: Path, tmp: Path, final: Path, payload: dict[str, bytes], meta: dict) -> None:
+    """Write ``payload`` and checkpoint.json into the folder ``tmp``, fsync it, then rename it to ``final``.
+
+    Raises OSError (the caller removes ``tmp``); the rename is the moment the checkpoint appears, whole.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    files = {}
+    for fname, data in payload.items():
+        files[fname] = _write_bytes(tmp / fname, data)
+        _pause()
+    meta = dict(meta, format_version=FORMAT_VERSION, files=files, versions=versions())
+    meta[META_DIGEST] = _meta_digest(meta)
+    _write_bytes(tmp / META, json.dumps(meta, indent=1, ensure_ascii=False).encode())
+    _fsync_dir(tmp)
+    _pause()
+    if final.exists():  # an orphan left by a crash before the index named it
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _fsync_dir(run_dir)
+    _pause()
+
+
+def _point_index_at(run_dir: Path, name: str, final: Path, *, is_best: bool, keep: int) -> dict:
+    """Replace index.json atomically so that checkpoint ``name`` is the last (and maybe the best) and
+    the newest of the ``keep`` recent ones; returns the new index.
+
+    When the index cannot be written, the checkpoint ``final`` is removed again (nothing names it)
+    and the error is a CheckpointError.
+    """
     index = read_index(run_dir)
     recent = [n for n in index.get("recent", [index.get("last")]) if n and n != name] + [name]
     recent = recent[-keep:]
@@ -179,8 +205,7 @@ def save_checkpoint(
     except OSError as e:
         shutil.rmtree(final, ignore_errors=True)
         raise CheckpointError(f"cannot update {run_dir / INDEX}: {e.strerror or e}; {_what_is_kept(run_dir)}") from None
-    _prune(run_dir, keep=set(recent) | ({index["best"]} if keep_best else set()))
-    return final
+    return index
 
 
 def _what_is_kept(run_dir: Path) -> str:

@@ -63,6 +63,21 @@ def _take_state(state: State, rows: np.ndarray) -> State:
     return [tuple(a[rows] for a in layer) for layer in state]
 
 
+@dataclass
+class _Rows:
+    """``run_rows``' inputs as arrays: ``flat`` (n + 1,) int32 ending in a pad id, so that every index
+    ``run_rows`` makes is valid; ``starts``, ``lengths``, ``start_of`` (R,) int64 (``start_of[r]``: the
+    row of the start state); ``first`` (R,) int32; ``scored`` (R,) int64 or None."""
+
+    flat: np.ndarray
+    n: int  # len(flat) without the pad
+    starts: np.ndarray
+    first: np.ndarray
+    lengths: np.ndarray
+    scored: np.ndarray | None
+    start_of: np.ndarray
+
+
 def run_rows(
     model: RNNModel,
     flat: np.ndarray,
@@ -98,53 +113,76 @@ def run_rows(
     first = np.asarray(first, dtype=np.int32)
     scored = None if scored is None else np.asarray(scored, dtype=np.int64)
     start_of = np.arange(R) if state_rows is None else np.asarray(state_rows, dtype=np.int64)  # (R,)
+    rows_in = _Rows(flat, n, starts, first, lengths, scored, start_of)
     budget = block_rows(model)
     group = min(budget, max_rows) if max_rows > 0 else budget
     top_out = np.zeros((R, H), dtype=model.dtype) if keep else None  # (R, H)
     state_out = None
     if keep:  # a row that reads nothing keeps its start state
         state_out = model.initial_state(R) if state is None else _take_state(state, start_of)
-    totals = np.zeros(R)  # (R,) float64
-    scores = np.zeros(n + 1) if positions else None  # (n + 1,) float64
+    # filled in group by group; ``scores`` (n + 1,) float64 has a slot for the pad, cut off at the end
+    out = Pass(state_out, top_out, np.zeros(R), np.zeros(n + 1) if positions else None)
     order = np.argsort(lengths, kind="stable")
     for lo in range(0, R, group):
-        rows = order[lo : lo + group]  # ascending length
-        lens = lengths[rows]
-        at = int(np.searchsorted(lens, 0, side="right"))  # rows[at:] still reading (length 0: nothing to read)
-        live = model.initial_state(len(rows) - at) if state is None else _take_state(state, start_of[rows[at:]])
-        t = 0
-        while at < len(rows):
-            act = rows[at:]
-            B = len(act)
-            end = min(int(lens[at]), t + max(1, budget // B))  # no row ends inside the window
-            steps = np.arange(t, end)[:, None]  # (Tw, 1)
-            src = starts[act][None, :] + steps - 1  # (Tw, B) where in flat the id read at each step is
-            x = flat[np.maximum(src, 0)]  # (Tw, B)
-            if t == 0:
-                x[0] = first[act]
-            top, live, _ = model.hidden(x, live)  # (Tw, B, H)
-            if scored is not None:
-                valid = steps < scored[act][None, :]  # (Tw, B) the steps whose next id is scored
-                lp = np.zeros(valid.shape)  # (Tw, B) float64
-                if valid.any():
-                    y = flat[np.minimum(src + 1, n)]  # (Tw, B) the id after each step
-                    lp[valid] = model.target_log_probs(np.ascontiguousarray(top[valid]), y[valid])
-                    if positions:
-                        scores[(src + 1)[valid]] = lp[valid]
-                for lp_t in lp:  # in time order: one sum per row, however the steps are windowed
-                    totals[act] += lp_t
-            t = end
-            done = int(np.searchsorted(lens, t, side="right")) - at  # rows whose ids end here
-            if done:
-                if keep:
-                    ended = act[:done]
-                    top_out[ended] = top[-1, :done]
-                    for k, layer in enumerate(live):
-                        for j, a in enumerate(layer):
-                            state_out[k][j][ended] = a[:done]
-                live = [tuple(a[done:] for a in layer) for layer in live]
-                at += done
-    return Pass(state_out, top_out, totals, None if scores is None else scores[:n])
+        _run_group(model, rows_in, order[lo : lo + group], state, budget, out)  # ascending length
+    return Pass(out.state, out.top, out.totals, None if out.scores is None else out.scores[:n])
+
+
+def _run_group(model: RNNModel, rows_in: _Rows, rows: np.ndarray, state: State | None, budget: int, out: Pass) -> None:
+    """Run one group of ``rows`` (sorted by ascending length) to their ends, in windows of at most
+    ``budget`` row-steps, adding their scores into ``out`` and, when ``out`` keeps them, their last
+    state and top output as each row's ids end."""
+    lens = rows_in.lengths[rows]
+    at = int(np.searchsorted(lens, 0, side="right"))  # rows[at:] still reading (length 0: nothing to read)
+    live = model.initial_state(len(rows) - at) if state is None else _take_state(state, rows_in.start_of[rows[at:]])
+    t = 0
+    while at < len(rows):
+        act = rows[at:]
+        B = len(act)
+        end = min(int(lens[at]), t + max(1, budget // B))  # no row ends inside the window
+        steps = np.arange(t, end)[:, None]  # (Tw, 1)
+        src = rows_in.starts[act][None, :] + steps - 1  # (Tw, B) where in flat the id read at each step is
+        x = rows_in.flat[np.maximum(src, 0)]  # (Tw, B)
+        if t == 0:
+            x[0] = rows_in.first[act]
+        top, live, _ = model.hidden(x, live)  # (Tw, B, H)
+        if rows_in.scored is not None:
+            _score_window(model, rows_in, act, top, steps, src, out)
+        t = end
+        done = int(np.searchsorted(lens, t, side="right")) - at  # rows whose ids end here
+        if done:
+            if out.top is not None:
+                _keep_ended(out, act[:done], top[-1, :done], live)
+            live = [tuple(a[done:] for a in layer) for layer in live]
+            at += done
+
+
+def _score_window(
+    model: RNNModel, rows_in: _Rows, act: np.ndarray, top: np.ndarray, steps: np.ndarray, src: np.ndarray, out: Pass
+) -> None:
+    """Add the log-probability of the id after each scored step of one window to ``out.totals`` (and
+    put it at the id's place in ``out.scores`` when kept): ``act`` (B,) the rows read, ``top``
+    (Tw, B, H) their outputs, ``steps`` (Tw, 1) the window's steps, ``src`` (Tw, B) where in flat
+    the id read at each step is."""
+    valid = steps < rows_in.scored[act][None, :]  # (Tw, B) the steps whose next id is scored
+    lp = np.zeros(valid.shape)  # (Tw, B) float64
+    if valid.any():
+        y = rows_in.flat[np.minimum(src + 1, rows_in.n)]  # (Tw, B) the id after each step
+        lp[valid] = model.target_log_probs(np.ascontiguousarray(top[valid]), y[valid])
+        if out.scores is not None:
+            out.scores[(src + 1)[valid]] = lp[valid]
+    for lp_t in lp:  # in time order: one sum per row, however the steps are windowed
+        out.totals[act] += lp_t
+
+
+def _keep_ended(out: Pass, ended: np.ndarray, top_last: np.ndarray, live: State) -> None:
+    """Store the rows ``ended`` (D,), the first D live rows, which read their last id in this window:
+    ``top_last`` (D, H) their top output, and their state (the first D rows of ``live``)."""
+    done = len(ended)
+    out.top[ended] = top_last
+    for k, layer in enumerate(live):
+        for j, a in enumerate(layer):
+            out.state[k][j][ended] = a[:done]
 
 
 def read_contexts(
@@ -409,23 +447,10 @@ def beam_search(
         logp = model.log_probs(h).astype(np.float64)  # (b, V)
         mask_out_(logp, exclude)
         cand = (scores[:, None] + logp).ravel()  # (b*V,)
-        m = min(2 * width, int(np.isfinite(cand).sum()))
-        if m == 0:
+        best = _ranked_candidates(cand, width)
+        if best is None:
             break
-        best = np.argpartition(-cand, m - 1)[:m] if m < cand.size else np.arange(cand.size)
-        best = best[np.lexsort((best, -cand[best]))]  # by score, ties by (hypothesis, id)
-        parents, tokens, new_scores = [], [], []
-        for rank, c in enumerate(best.tolist()):
-            b, t = divmod(c, V)
-            if stop_id is not None and t == stop_id:
-                if rank < width:
-                    finished.append((live[b] + [t], float(cand[c])))
-                continue
-            parents.append(b)
-            tokens.append(t)
-            new_scores.append(float(cand[c]))
-            if len(parents) == width:
-                break
+        parents, tokens, new_scores = _extend_beam(best, cand, V, width, live, stop_id, finished)
         finished.sort(key=lambda r: -r[1])
         finished = finished[:width]
         if not parents or (len(finished) == width and new_scores[0] <= finished[-1][1]):
@@ -443,6 +468,43 @@ def beam_search(
         results.append(g)
     results.sort(key=lambda r: -r[1])  # stable: the search's own order on ties
     return results[:width]
+
+
+def _ranked_candidates(cand: np.ndarray, width: int) -> np.ndarray | None:
+    """The 2W best finite entries of (b*V,) ``cand``, best first, ties by index (hypothesis, then id);
+    None when no entry is finite.  Twice the width, so that W remain when some of them finish."""
+    m = min(2 * width, int(np.isfinite(cand).sum()))
+    if m == 0:
+        return None
+    best = np.argpartition(-cand, m - 1)[:m] if m < cand.size else np.arange(cand.size)
+    return best[np.lexsort((best, -cand[best]))]  # by score, ties by (hypothesis, id)
+
+
+def _extend_beam(
+    best: np.ndarray,
+    cand: np.ndarray,
+    V: int,
+    width: int,
+    live: list[list[int]],
+    stop_id: int | None,
+    finished: list[tuple[list[int], float]],
+) -> tuple[list[int], list[int], list[float]]:
+    """Walk the ranked candidates ``best`` (indices into (b*V,) ``cand``): one that draws ``stop_id``
+    within the first ``width`` ranks is appended to ``finished``; the others, up to ``width`` of them,
+    are the next beam, returned as (parent hypothesis, id, summed log-probability) lists."""
+    parents, tokens, new_scores = [], [], []
+    for rank, c in enumerate(best.tolist()):
+        b, t = divmod(c, V)
+        if stop_id is not None and t == stop_id:
+            if rank < width:
+                finished.append((live[b] + [t], float(cand[c])))
+            continue
+        parents.append(b)
+        tokens.append(t)
+        new_scores.append(float(cand[c]))
+        if len(parents) == width:
+            break
+    return parents, tokens, new_scores
 
 
 # ------------------------------------------------------------------ scoring
