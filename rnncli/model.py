@@ -23,7 +23,6 @@ import numpy as np
 from .cells import CELLS
 from .config import Config, ModelConfig
 from .functional import dropout_mask
-from .optim import RowGrad
 from .softmax import AdaptiveSoftmax, FullSoftmax
 
 State = list[tuple[np.ndarray, ...]]  # one tuple per layer: (h,) or (h, c), each (B, H)
@@ -265,6 +264,8 @@ class RNNModel:
         sorted_ids = flat_ids[order]
         starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
         rows = np.add.reduceat(dx.reshape(T * B, s.embedding_size)[order], starts, axis=0)  # (K, E)
+        from .optim import RowGrad  # here: reading a model (predict) needs no optimizer code
+
         g_enc = RowGrad(sorted_ids[starts], rows, self.params["encoder.weight"].shape)
         if dW_tied is not None:
             dW_tied[g_enc.indices] += g_enc.values  # one matrix, two uses: the gradients add
