@@ -179,6 +179,13 @@ def _available_cores() -> int:
 _THREADS = min(4, _available_cores())
 _BLOCK_ELEMENTS = 1 << 18  # 1 MB of float32 per block: a core's L2 holds it
 _PARALLEL_MIN = 1 << 20  # below this, thread hand-off costs more than it saves
+
+
+def rows_per_block(V: int) -> int:
+    """Rows of a (N, V) array that cross_entropy_ and score_targets_ process as one block."""
+    return max(1, _BLOCK_ELEMENTS // V)
+
+
 _POOL = None
 _POOL_LOCK = threading.Lock()  # threads serving one model may ask for the pool at once
 

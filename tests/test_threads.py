@@ -13,7 +13,9 @@ import threading
 import numpy as np
 import pytest
 
+from rnncli import softmax
 from rnncli.fill import blank_regex, fill_lines, split_line
+from rnncli.functional import rows_per_block, score_targets_
 from rnncli.generate import next_log_probs, score_sequences, top_k_rows
 from rnncli.infer import evaluate, load_model
 from rnncli.model import ModelShape, RNNModel
@@ -81,6 +83,20 @@ def test_model_cache_survives_the_next_forward(softmax, tied):
     _, _, cache_a = model.forward(x_a, y_a, state, masks=masks_a)
     model.forward(x_b, y_b, state, masks=masks_b)
     _assert_same_grads(model.backward(cache_a), want)
+
+
+def test_score_in_slices_is_score_in_one_pass(monkeypatch):
+    """FullSoftmax.score's logits array is its own and bounded: slices of rows give the answers of one pass."""
+    model = _model("full", V=50)
+    V, H = model.shape.vocab_size, model.shape.hidden_size
+    N = 3 * rows_per_block(V) + 17  # four slices, the last one short
+    rng = np.random.default_rng(4)
+    hidden, targets = rng.standard_normal((N, H)).astype(np.float32), rng.integers(0, V, N)
+    want = score_targets_(hidden @ model.params["decoder.weight"].T, targets, model.params["decoder.bias"])
+    monkeypatch.setattr(softmax, "SCORE_FLOATS", rows_per_block(V) * V)
+    got = model.output.score(model.params, hidden, targets)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
 
 
 def test_a_workspace_gives_the_same_numbers_and_is_the_callers_alone():
