@@ -18,26 +18,14 @@ import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import DataError, UsageError
-from .results import (
-    Beam,
-    Completion,
-    Completions,
-    Evaluation,
-    Figures,
-    Fill,
-    FillAccuracy,
-    Fills,
-    Generation,
-    Keystrokes,
-    Prediction,
-    Score,
-    TrainResult,
-    WordScore,
-)
+
+if TYPE_CHECKING:  # the result types are imported where a method makes them (start-up time)
+    from .results import Evaluation, TrainResult
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -121,6 +109,7 @@ class Model:
         with P(word | prompt) over the whole vocabulary; words below ``min_prob`` are left out.
         ``<unk>`` and ``<eos>`` are offered only with ``show_unk``."""
         from .generate import next_log_probs, top_k_rows
+        from .results.predict import Prediction
 
         items, many = _many(prompts)
         model = self._next_model()
@@ -138,6 +127,7 @@ class Model:
         probability after the words before; ``min_prob`` reads ``match_prob``."""
         from .complete import PrefixIndex, complete_rows, split_prompt
         from .generate import next_log_probs
+        from .results.predict import Completion, Completions
 
         items, many = _many(prompts)
         model = self._next_model()
@@ -177,6 +167,7 @@ class Model:
         probable word), then ``top_k``, then ``top_p`` shape what is drawn; each prompt draws from
         its own generator seeded by (``seed``, its line number, from ``first_line``)."""
         from .generate import generate, prompt_rngs
+        from .results.predict import Generation
         from .tokenizer import detokenize
 
         if words < 1:
@@ -214,6 +205,7 @@ class Model:
         """The ``width`` most probable continuations of up to ``words`` words that beam search finds,
         best first (width 1 is greedy; the best never scores below greedy decoding)."""
         from .generate import beam_search
+        from .results.predict import Beam
         from .tokenizer import detokenize
 
         items, many = _many(prompts)
@@ -251,6 +243,7 @@ class Model:
         A line that cannot be filled is a DataError; with ``errors="keep"`` that error is returned
         in its place instead, and the other lines are filled."""
         from .fill import DEFAULT_BEAM, LineError, blank_regex, default_shortlist, fill_lines, split_line
+        from .results.fill import Fill, Fills
 
         if errors not in ("raise", "keep"):
             raise UsageError("errors is 'raise' or 'keep'")
@@ -294,6 +287,7 @@ class Model:
         """Each line scored as a sentence on its own (from a zero state, after an ``<eos>``, its own
         ``<eos>`` at the end included): log-probability, perplexity and every word's probability."""
         from .generate import score_sequences
+        from .results.score import Score, WordScore
 
         items, many = _many(lines)
         model = self._next_model()
@@ -370,6 +364,7 @@ class Model:
         from .errors import CheckpointError
         from .fill import fill_accuracy
         from .infer import evaluate
+        from .results.evaluate import Evaluation, Figures, FillAccuracy, Keystrokes
         from .twoway import reverse_stream
 
         if keystrokes and self.forward is None:
@@ -450,6 +445,7 @@ def train(
     default MPI when started by mpirun, else one process)."""
     from .comm import communicator
     from .config import load_config
+    from .results.train import TrainResult
     from .signals import StopRequest
     from .training import Reporter, run_training
 
