@@ -210,8 +210,13 @@ def matmul_peak() -> float:
     return 2 * 2048**3 / statistics.median(times[2:]) / 1e9
 
 
-def train_flops_per_token(cell, layers, H, V, softmax, cutoffs=(2000, 10000), div=4.0, cluster_share=None) -> float:
-    """Forward multiply-adds x2 per token, times 3 for forward + backward (two products per forward one)."""
+def train_flops_per_token(cell, layers, H, V, softmax, cutoffs=None, div=None, cluster_share=None) -> float:
+    """Forward multiply-adds x2 per token, times 3 for forward + backward (two products per forward one).
+    ``cutoffs`` and ``div`` default to the config's (config.ModelConfig: the defaults live there alone)."""
+    from rnncli.config import ModelConfig
+
+    cutoffs = ModelConfig().cutoffs if cutoffs is None else cutoffs
+    div = ModelConfig().div_value if div is None else div
     G = GATES[cell]
     fwd = layers * 2 * G * H * (H + H)
     if softmax == "full":

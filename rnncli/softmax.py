@@ -113,7 +113,7 @@ def _scratch(workspace: dict, owner, shape: tuple[int, ...], dtype) -> np.ndarra
 
 
 class AdaptiveSoftmax:
-    def __init__(self, vocab_size: int, hidden_size: int, cutoffs, div_value: float = 4.0):
+    def __init__(self, vocab_size: int, hidden_size: int, cutoffs, div_value: float):
         cutoffs = [c for c in cutoffs if c < vocab_size]
         if not cutoffs:
             raise ValueError(f"model.cutoffs: every cutoff is >= the vocabulary size {vocab_size}")
