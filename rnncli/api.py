@@ -404,10 +404,10 @@ class Model:
 
 def _refuse_unless_it_fits(need: int, what: str, context: str, smaller: str) -> None:
     """A ResourceError (before any work) when ``need`` bytes exceed the memory available."""
+    from . import memory
     from .errors import ResourceError
-    from .training import available_memory
 
-    free = available_memory()
+    free = memory.available_memory()
     if free is not None and need > free:
         raise ResourceError(
             f"{what} about {need / 2**30:,.1f} GiB {context}, and {free / 2**30:.1f} GiB is available; "

@@ -36,6 +36,7 @@ from .config import Config, TrainConfig, config_to_dict
 from .data import batchify, build_corpus, count_windows, windows
 from .errors import CheckpointError, ConfigError, ResourceError, RnnError, TrainingInterrupted
 from .infer import evaluate, load_weights
+from .memory import available_memory
 from .metrics import perplexity
 from .model import ModelShape, RNNModel
 from .optim import clip_grad_norm_, make_optimizer
@@ -94,16 +95,6 @@ def model_shape(cfg: Config, vocab_size: int) -> ModelShape:
 def tokenizer_from_config(cfg: Config) -> Tokenizer:
     t = cfg.tokenizer
     return Tokenizer(mode=t.mode, lowercase=t.lowercase, sentence_eos=t.sentence_eos, line_eos=t.line_eos)
-
-
-def available_memory() -> int | None:
-    """Bytes the kernel says a new allocation can get without swapping (None where unknown)."""
-    try:
-        with open("/proc/meminfo") as f:
-            fields = dict(line.split(":", 1) for line in f if ":" in line)
-        return int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return None
 
 
 def training_memory(model: RNNModel, tc, streams: int) -> int:

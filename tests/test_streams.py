@@ -212,9 +212,9 @@ def test_a_fill_after_a_pasted_hyphen_is_spaced_as_after_an_ascii_one(tiny_run, 
 
 
 def test_a_fill_beam_that_cannot_fit_in_memory_is_refused_before_any_work(runner, model, monkeypatch):
-    import rnncli.training as train_module
+    import rnncli.memory as memory
 
-    monkeypatch.setattr(train_module, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(memory, "available_memory", lambda: 2**30)
     result = runner.invoke(main, ["fill", "--beam", "100000", "--shortlist", "500", "o ___ saiu de ___ cedo"])
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith(
