@@ -6,7 +6,9 @@ their own model): every fixture and test works in a temporary folder of its own,
 changed or removed.
 """
 
+import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,20 +71,80 @@ def workdir(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    """A run folder of the tiny model, trained once per session, for the tests that only read it.
+def trained_once(tmp_path_factory):
+    """A function: trained_once(**sections) is a folder holding a tiny run trained there with
+    write_config(folder, **sections) (run.yaml, run/, .rnn/cache, train.txt and test.txt), trained
+    once per session for each distinct config.
 
-    Tests must not write into it (no resume, no edits): those train their own in `workdir`.
+    Read only: tests copy it into their folder with `trained_copy` (or read `tiny_run`).
     """
     from rnncli.config import load_config
     from rnncli.training import run_training
 
-    folder = tmp_path_factory.mktemp("tiny-run")
-    (folder / "train.txt").write_text(TINY_TEXT * 8, encoding="utf-8")
-    (folder / "test.txt").write_text(TINY_TEXT, encoding="utf-8")
-    with working_in(folder):  # the run's .rnn/ (last-run pointer, corpus cache) goes there
-        run_training(load_config(write_config(folder)))
-    return folder / "run"
+    folders: dict[str, Path] = {}
+
+    def get(**sections) -> Path:
+        if "dir" in sections.get("checkpoint", {}):
+            raise ValueError("a shared run lives in its folder's run/: copies rewrite that folder's paths")
+        key = json.dumps(sections, sort_keys=True)
+        if key not in folders:
+            folder = tmp_path_factory.mktemp("trained-once")
+            (folder / "train.txt").write_text(TINY_TEXT * 8, encoding="utf-8")
+            (folder / "test.txt").write_text(TINY_TEXT, encoding="utf-8")
+            with working_in(folder):  # the run's .rnn/ (corpus cache) goes there, as in a test's workdir
+                run_training(load_config(write_config(folder, **sections)))
+            folders[key] = folder
+        return folders[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_run(trained_once) -> Path:
+    """The run folder of the tiny model (write_config's defaults), trained once per session, for the
+    tests that only read it.
+
+    Tests must not write into it (no resume, no edits): those take a copy with `trained_copy`.
+    """
+    return trained_once() / "run"
+
+
+def copy_trained_run(source: Path, folder: Path, pointer: bool = False) -> Path:
+    """Put into folder what training source's config there would have left: run.yaml, run/ and
+    .rnn/cache, every path the run recorded (the config in each checkpoint.json, with its checksum
+    made again; metrics.jsonl's checkpoint names; run.yaml) naming folder instead of source.  With
+    pointer, also .rnn/last_run, as `rnn train` writes it (run_training alone writes none).
+    Returns folder / "run"."""
+    from rnncli import checkpoint as ckpt_mod
+
+    def moved(text: str) -> str:
+        return text.replace(str(source), str(folder))
+
+    run = folder / "run"
+    shutil.copytree(source / "run", run)
+    shutil.copytree(source / ".rnn", folder / ".rnn", dirs_exist_ok=True)
+    for name in ("run.yaml", "run/metrics.jsonl"):
+        (folder / name).write_text(moved((source / name).read_text(encoding="utf-8")), encoding="utf-8")
+    for meta_path in run.glob("*/" + ckpt_mod.META):
+        meta = json.loads(moved(meta_path.read_text(encoding="utf-8")))
+        meta[ckpt_mod.META_DIGEST] = ckpt_mod._meta_digest(meta)
+        meta_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")  # as saved
+    if pointer:
+        ckpt_mod.remember_last_run(run, folder)
+    return run
+
+
+@pytest.fixture
+def trained_copy(workdir, trained_once):
+    """A function: trained_copy(pointer=False, **sections) gives workdir the run that training
+    write_config(workdir, **sections) there would give (a copy of the session's, see
+    copy_trained_run): pointer=True as after `rnn train` (.rnn/last_run), False as after
+    run_training.  Returns workdir / "run", which the test may change at will."""
+
+    def copy(pointer: bool = False, **sections) -> Path:
+        return copy_trained_run(trained_once(**sections), workdir, pointer)
+
+    return copy
 
 
 @contextmanager

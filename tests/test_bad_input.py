@@ -14,11 +14,10 @@ from .conftest import write_config
 
 
 @pytest.fixture
-def existing_run(workdir, runner):
-    """A finished run in workdir/run; yields a function that asserts nothing in it changed."""
-    path = write_config(workdir, train={"epochs": 1})
-    assert runner.invoke(main, ["train", str(path), "-q"]).exit_code == 0
-    run = workdir / "run"
+def existing_run(trained_copy):
+    """A finished run in workdir/run, as `rnn train` of a 1-epoch config leaves it (a copy of the
+    session's); yields a function that asserts nothing in it changed."""
+    run = trained_copy(pointer=True, train={"epochs": 1})
 
     def snapshot():
         return {p.relative_to(run): (p.stat().st_mtime_ns, p.stat().st_size) for p in run.rglob("*")}

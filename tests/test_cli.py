@@ -17,6 +17,14 @@ def trained(workdir, runner):
     return workdir, json.loads(result.stdout)
 
 
+@pytest.fixture
+def trained_here(trained_copy, workdir):
+    """workdir as `rnn train` of write_config(workdir) leaves it, for the tests of what comes after
+    training (a copy of the session's run)."""
+    trained_copy(pointer=True)
+    return workdir
+
+
 @pytest.mark.parametrize("command", [[], ["train"], ["predict"], ["eval"]])
 def test_help_of_every_command(runner, command):
     result = runner.invoke(main, command + ["--help"])
@@ -51,7 +59,7 @@ def test_train_writes_metrics_and_keeps_best_and_last(trained):
     assert (run / index["best"] / "model.safetensors").exists()
 
 
-def test_predict_uses_the_last_trained_run_and_prints_json(trained, runner):
+def test_predict_uses_the_last_trained_run_and_prints_json(trained_here, runner):
     result = runner.invoke(main, ["predict", "sentindo-se", "-k", "3", "--format", "json"])
     assert result.exit_code == 0, result.output
     obj = json.loads(result.stdout)
@@ -62,14 +70,14 @@ def test_predict_uses_the_last_trained_run_and_prints_json(trained, runner):
     assert all(p["word"] not in ("<unk>", "<eos>") for p in obj["predictions"])
 
 
-def test_predict_reads_prompts_from_stdin_in_order(trained, runner):
+def test_predict_reads_prompts_from_stdin_in_order(trained_here, runner):
     prompts = ["o menino", "a mãe", "choveu muito"]
     result = runner.invoke(main, ["predict", "-", "--format", "json"], input="\n".join(prompts) + "\n")
     assert result.exit_code == 0, result.output
     assert [json.loads(line)["prompt"] for line in result.stdout.splitlines()] == prompts
 
 
-def test_predict_text_output_and_generate(trained, runner):
+def test_predict_text_output_and_generate(trained_here, runner):
     result = runner.invoke(main, ["predict", "o médico"])
     assert result.exit_code == 0
     assert len(result.stdout.strip().split(", ")) == 5
@@ -79,8 +87,8 @@ def test_predict_text_output_and_generate(trained, runner):
     assert gen1.stdout.startswith("o menino")
 
 
-def test_eval_prints_every_metric_as_json(trained, runner):
-    folder, _ = trained
+def test_eval_prints_every_metric_as_json(trained_here, runner):
+    folder = trained_here
     result = runner.invoke(main, ["eval", str(folder / "train.txt"), "--format", "json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -88,7 +96,7 @@ def test_eval_prints_every_metric_as_json(trained, runner):
     assert out["perplexity"] > 1 and 0 <= out["top1"] <= out["top5"] <= 1
 
 
-def test_eval_reads_stdin_and_gates(trained, runner):
+def test_eval_reads_stdin_and_gates(trained_here, runner):
     text = "O menino acordou sentindo-se indisposto.\n"
     ok = runner.invoke(main, ["eval", "-", "--max-ppl", "1e9", "--format", "json"], input=text)
     assert ok.exit_code == 0, ok.output
@@ -120,8 +128,8 @@ def test_missing_corpus_is_a_clear_error(workdir, runner):
     assert "nowhere.txt" in result.stderr and "data.train" in result.stderr
 
 
-def test_a_second_train_does_not_overwrite_a_run(trained, runner):
-    folder, _ = trained
+def test_a_second_train_does_not_overwrite_a_run(trained_here, runner):
+    folder = trained_here
     result = runner.invoke(main, ["train", str(folder / "run.yaml")])
     assert result.exit_code == 2
     assert "--resume" in result.stderr

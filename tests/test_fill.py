@@ -26,8 +26,6 @@ from rnncli.generate import next_log_probs, score_sequences
 from rnncli.model import ModelShape, RNNModel
 from rnncli.tokenizer import Tokenizer, Vocab
 
-from .conftest import write_config
-
 EOS = 1
 
 
@@ -254,8 +252,8 @@ def test_fill_accuracy_counts_what_filling_each_word_alone_gives():
     assert got["next_word_top1"] == pytest.approx(next1 / n) and got["next_word_top5"] == pytest.approx(next5 / n)
 
 
-def test_eval_fill_reports_beside_the_next_word_accuracy_in_json_and_text(workdir, runner):
-    assert runner.invoke(main, ["train", str(write_config(workdir)), "--quiet"]).exit_code == 0
+def test_eval_fill_reports_beside_the_next_word_accuracy_in_json_and_text(workdir, runner, trained_copy):
+    trained_copy(pointer=True)  # as `rnn train` of write_config(workdir) leaves it
     (workdir / "test.txt").write_text("O menino acordou sentindo-se indisposto e ficou em casa.\n", encoding="utf-8")
     result = runner.invoke(main, ["eval", "test.txt", "--fill", "--format", "json"])
     assert result.exit_code == 0, result.output

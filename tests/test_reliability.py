@@ -244,10 +244,9 @@ def test_every_minutes_saves_during_an_epoch(workdir, monkeypatch):
 
 
 @pytest.fixture
-def one_checkpoint(workdir):
-    cfg = load_config(write_config(workdir, train={"epochs": 1}))
-    run_training(cfg)
-    return load_checkpoint(cfg.checkpoint.dir).path
+def one_checkpoint(trained_copy):
+    """The checkpoint of a 1-epoch run in workdir/run, as run_training leaves it (a copy of the session's)."""
+    return load_checkpoint(trained_copy(train={"epochs": 1})).path
 
 
 def _rehash(ckpt: Path, name: str) -> None:

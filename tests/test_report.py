@@ -6,14 +6,11 @@ import pytest
 
 from rnncli.cli import main
 
-from .conftest import write_config
-
 
 @pytest.fixture
-def run(workdir, runner):
-    result = runner.invoke(main, ["train", str(write_config(workdir)), "-q"])
-    assert result.exit_code == 0, result.output
-    return workdir / "run"
+def run(trained_copy):
+    """workdir as `rnn train` of write_config(workdir) leaves it (a copy of the session's run)."""
+    return trained_copy(pointer=True)
 
 
 def test_tokenize_prints_one_sentence_per_line_with_unk(run, runner):

@@ -38,13 +38,12 @@ def test_the_summary_describes_the_run_finished_extended_or_fresh(workdir):
     assert extended["valid_loss"] == last["valid_loss"] != fresh["valid_loss"]
 
 
-def test_an_edited_checkpoint_json_is_refused_with_the_file_named(workdir, runner):
+def test_an_edited_checkpoint_json_is_refused_with_the_file_named(trained_copy, runner):
     from rnncli.checkpoint import load_checkpoint
     from rnncli.cli import main
 
-    cfg = load_config(write_config(workdir, train={"epochs": 1}))
-    run_training(cfg)
-    meta_path = load_checkpoint(cfg.checkpoint.dir).path / "checkpoint.json"
+    run = trained_copy(train={"epochs": 1})  # as run_training leaves it
+    meta_path = load_checkpoint(run).path / "checkpoint.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta_path.write_text(json.dumps(meta, indent=4, ensure_ascii=False), encoding="utf-8")  # layout only
     assert runner.invoke(main, ["predict", "o menino", "-c", "run"]).exit_code == 0
@@ -86,10 +85,10 @@ def test_eval_scores_every_token_whatever_the_number_of_streams(streams):
         assert whole.nll == pytest.approx(nll, rel=1e-4)
 
 
-def test_rnn_eval_reports_every_token_of_the_text(workdir, runner):
+def test_rnn_eval_reports_every_token_of_the_text(trained_copy, runner):
     from rnncli.cli import main
 
-    run_training(load_config(write_config(workdir, train={"epochs": 1})))
+    trained_copy(train={"epochs": 1})  # as run_training leaves it
     counts = set()
     for n in ("1", "4", "700", "100000"):
         result = runner.invoke(main, ["eval", "train.txt", "-c", "run", "--batch-size", n, "--format", "json"])
@@ -109,11 +108,11 @@ def _rnn(args, cwd, **kw):
 
 @pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full (Linux)")
-def test_a_full_or_closed_stdout_is_one_line_and_exit_1(workdir):
+def test_a_full_or_closed_stdout_is_one_line_and_exit_1(workdir, trained_copy):
     import subprocess
     import sys
 
-    run_training(load_config(write_config(workdir, train={"epochs": 1})))
+    trained_copy(train={"epochs": 1})  # as run_training leaves it
     cases = [["predict", "o menino"], ["eval", "train.txt"], ["score", "train.txt"], ["tokenize", "train.txt"]]
     for args in cases:
         with open("/dev/full", "w") as full:
@@ -241,10 +240,10 @@ def test_stdin_is_read_as_files_are_by_every_command_that_reads_text(tiny_run, w
         assert runner.invoke(main, [*command, *run, "bad.txt", "--errors", "replace"]).exit_code == 0
 
 
-def test_generate_zero_is_refused_and_the_range_is_in_the_help(workdir, runner):
+def test_generate_zero_is_refused_and_the_range_is_in_the_help(trained_copy, runner):
     from rnncli.cli import main
 
-    run_training(load_config(write_config(workdir, train={"epochs": 1})))
+    trained_copy(train={"epochs": 1})  # as run_training leaves it
     result = runner.invoke(main, ["predict", "o menino", "-c", "run", "--generate", "0"])
     assert result.exit_code == 2 and result.stderr.startswith("rnn: error: Invalid value for '--generate'")
     assert "N >= 1" in runner.invoke(main, ["predict", "--help"]).stdout
