@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .errors import DataError
+from .errors import BadLine, DataError
 from .tokenizer import EOS, RULES_VERSION, Tokenizer, Vocab
 
 # a directory stands for the text files under it (recursively, hidden ones skipped)
@@ -440,20 +440,6 @@ def count_windows(rows: int, bptt: int) -> int:
 
 
 # ------------------------------------------------------------- prompt lines
-class BadLine(str):
-    """A line of a stream that cannot be read as text (``errors="strict"``): its text with the bad
-    bytes replaced (to show it), ``error`` naming the source and line, and ``number``.  A command
-    that answers line by line names it and goes on with the next line."""
-
-    error: str
-    number: int
-
-    def __new__(cls, text: str, error: str, number: int) -> BadLine:
-        line = super().__new__(cls, text)
-        line.error, line.number = error, number
-        return line
-
-
 def line_batches(
     stream,
     source: str,

@@ -61,3 +61,17 @@ class ResourceError(RnnError):
     """The machine lacks what a job needs (memory); says how much it would take."""
 
     exit_code = 1
+
+
+class BadLine(str):
+    """A line of a stream that cannot be read as text (``errors="strict"``): its text with the bad
+    bytes replaced (to show it), ``error`` naming the source and line, and ``number``.  A command
+    that answers line by line names it and goes on with the next line."""
+
+    error: str
+    number: int
+
+    def __new__(cls, text: str, error: str, number: int) -> "BadLine":
+        line = super().__new__(cls, text)
+        line.error, line.number = error, number
+        return line

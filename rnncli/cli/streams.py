@@ -24,11 +24,9 @@ def prompt_batches(
     Files and stdin go through `data.line_batches`, the reader `train`/`eval` share in spirit: gzip
     (files), the checkpoint's ``data.encoding``, and a bad line named by its number (``reading``
     holds ``encoding``, ``errors`` and ``warn``; strict UTF-8 when not given).  A line that is not
-    valid text is a ``data.BadLine`` in its place (``bad_lines="mark"``: the command names it and
+    valid text is an ``errors.BadLine`` in its place (``bad_lines="mark"``: the command names it and
     answers the others) or stops the reading (``"raise"``: a text read as a whole).
     """
-    from ..data import file_line_batches, line_batches
-
     reading = dict(reading or {}, bad_lines=bad_lines)
     if input_file is not None and prompts:
         raise usage("give prompts as arguments or with --input FILE, not both")
@@ -39,6 +37,8 @@ def prompt_batches(
         for lo in range(0, len(prompts), PROMPT_BATCH):
             yield list(prompts[lo : lo + PROMPT_BATCH])
         return
+    from ..data import file_line_batches, line_batches  # here: prompts given as arguments need no reader
+
     if input_file is not None and input_file != "-":
         yield from file_line_batches(input_file, f"--input {input_file}", PROMPT_BATCH, **reading)
         return
@@ -120,7 +120,7 @@ def _argument_text(arg: str, number: int, reading: dict) -> str:
         return raw.decode(encoding)
     except UnicodeDecodeError as e:
         if reading.get("errors", "strict") == "strict":
-            from ..data import BadLine
+            from ..errors import BadLine
 
             error = (
                 f"argument {number} is not valid {encoding} (byte {e.start + 1}); fix it, or pass --errors replace "
@@ -162,7 +162,7 @@ def answer_lines(batches, answer, *, fmt: str, many: bool, key: str, model_path:
     """
     from itertools import groupby
 
-    from ..data import BadLine
+    from ..errors import BadLine
 
     failed, seen = [], 0
     for batch in batches:
