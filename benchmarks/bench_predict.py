@@ -64,7 +64,7 @@ def print_imports(cmd: list[str], env: dict) -> None:
     shown = ", ".join(f"{name} {us / 1000:.1f}" for name, us in ranked[:12])
     total = sum(own.values()) / 1000
     print(f"imports of rnn predict (python -X importtime, own ms by package, total {total:.0f} ms): {shown}")
-    unwanted = [m for m in ("yaml", "tqdm", "rnncli.training", "rnncli.config", "mpi4py") if m in own]
+    unwanted = [m for m in ("yaml", "tqdm", "rnncli.training", "rnncli.data", "mpi4py") if m in own]
     print(f"  imported that predict does not use: {', '.join(unwanted) or 'none'}")
 
 
