@@ -75,8 +75,6 @@ class Model:
             )
         return self.forward
 
-    _next_model = check_forward
-
     def beam_width(self, width: int, words: int) -> int:
         """A beam of ``width`` over ``words`` words, capped at the continuations there are (V^words);
         a ResourceError when its (width, V) score arrays cannot fit in memory."""
@@ -112,7 +110,7 @@ class Model:
         from .results.predict import Prediction
 
         items, many = _many(prompts)
-        model = self._next_model()
+        model = self.check_forward()
         contexts = [self._context(self.tokenizer.tokenize_prompt(p)) for p in items]
         logp = next_log_probs(model, contexts, dtype=np.float32)  # (n, V)
         itos = self.vocab.itos
@@ -130,7 +128,7 @@ class Model:
         from .results.predict import Completion, Completions
 
         items, many = _many(prompts)
-        model = self._next_model()
+        model = self.check_forward()
         index = self._index.get(match_accents)
         if index is None:  # built once: each lookup is then two binary searches
             vocab = self.vocab
@@ -173,7 +171,7 @@ class Model:
         if words < 1:
             raise UsageError("words must be at least 1")
         items, many = _many(prompts)
-        model = self._next_model()
+        model = self.check_forward()
         tokens = [self.tokenizer.tokenize_prompt(p) for p in items]
         results = generate(
             model,
@@ -209,7 +207,7 @@ class Model:
         from .tokenizer import detokenize
 
         items, many = _many(prompts)
-        model = self._next_model()
+        model = self.check_forward()
         stop = self.vocab.eos_id if stop_at_eos else None
         out = []
         for prompt in items:
@@ -225,6 +223,17 @@ class Model:
         return out if many else out[0]
 
     # ------------------------------------------------------------------ fill
+    def fill_sizes(self, shortlist: int | None = None, beam: int | None = None) -> tuple[int, int]:
+        """The shortlist and beam that ``fill`` uses (the defaults: 500 candidates with one
+        direction, 150 with two, a beam of 8); a ResourceError when the beam's partial fills (each
+        blank after the first extends W of them by S candidates) cannot fit in memory."""
+        from .fill import DEFAULT_BEAM, default_shortlist
+
+        size, width = shortlist or default_shortlist(self.forward, self.backward), beam or DEFAULT_BEAM
+        what = f"--beam {width:,} keeps up to {width * size:,} partial fills with --shortlist {size:,}:"
+        _refuse_unless_it_fits(200 * width * size, what, "for them", "--beam or --shortlist")
+        return size, width
+
     def fill(
         self,
         lines: str | Sequence[str],
@@ -242,7 +251,7 @@ class Model:
         several blanks are filled jointly (beam search, ``beam`` partial fills, default 8).
         A line that cannot be filled is a DataError; with ``errors="keep"`` that error is returned
         in its place instead, and the other lines are filled."""
-        from .fill import DEFAULT_BEAM, LineError, blank_regex, default_shortlist, fill_lines, split_line
+        from .fill import LineError, blank_regex, fill_lines, split_line
         from .results.fill import Fill, Fills
 
         if errors not in ("raise", "keep"):
@@ -261,11 +270,7 @@ class Model:
                 if errors == "raise":
                     where = f"line {i + 1} " if many else ""
                     raise DataError(f"{where}{line[:60]!r}: {e}") from None
-        size = shortlist or default_shortlist(self.forward, self.backward)
-        width = beam or DEFAULT_BEAM
-        # each blank after the first extends W partial fills by S candidates: W x S tuples and scores
-        what = f"--beam {width:,} keeps up to {width * size:,} partial fills with --shortlist {size:,}:"
-        _refuse_unless_it_fits(200 * width * size, what, "for them", "--beam or --shortlist")
+        size, width = self.fill_sizes(shortlist, beam)
         exclude = self._exclude(show_unk)
         ranked = fill_lines(
             self.forward, self.backward, list(cut.values()), self.vocab.eos_id,
@@ -290,7 +295,7 @@ class Model:
         from .results.score import Score, WordScore
 
         items, many = _many(lines)
-        model = self._next_model()
+        model = self.check_forward()
         tokens = [self.tokenizer.tokenize(line) for line in items]
         ids = [self.vocab.encode(t) for t in tokens]
         logps = score_sequences(model, ids, self.vocab.eos_id)

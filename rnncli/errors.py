@@ -2,7 +2,9 @@
 
 The CLI maps each to a one-line message on stderr and its exit code; nothing
 below the CLI prints or exits.  Exit codes: 0 ok, 1 runtime failure or failed
-gate, 2 usage or configuration error.
+gate, 2 usage or configuration error.  ``BadLine`` is the one non-exception: a
+line of a stream that could not be read, carried in its place with its error, so
+that a command names it and answers the lines after it.
 """
 
 

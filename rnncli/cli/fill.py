@@ -66,7 +66,7 @@ def fill(lines, checkpoint, input_file, k, fmt, shortlist, beam, marker, show_un
         raise usage("--blank needs a marker that is not empty or blank")
     model = open_model(checkpoint)
     opts = {"shortlist": shortlist, "beam": beam, "blank": marker, "show_unk": show_unk, "errors": "keep"}
-    model.fill([], **opts)  # the options checked (a beam that cannot fit) before any line is read
+    model.fill_sizes(shortlist, beam)  # a beam that cannot fit is refused before any line is read
     from_args = bool(lines) and lines != ("-",)
     source = "argument" if from_args else ("stdin line" if input_file in (None, "-") else f"--input {input_file} line")
     many = len(lines) != 1 or lines == ("-",)
