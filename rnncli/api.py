@@ -125,7 +125,7 @@ class Model:
         probability after the words before; ``min_prob`` reads ``match_prob``."""
         from .complete import PrefixIndex, complete_rows, split_prompt
         from .generate import next_log_probs
-        from .results.predict import Completion, Completions
+        from .results.complete import Completion, Completions
 
         items, many = _many(prompts)
         model = self.check_forward()
@@ -165,7 +165,7 @@ class Model:
         probable word), then ``top_k``, then ``top_p`` shape what is drawn; each prompt draws from
         its own generator seeded by (``seed``, its line number, from ``first_line``)."""
         from .generate import generate, prompt_rngs
-        from .results.predict import Generation
+        from .results.generate import Generation
         from .tokenizer import detokenize
 
         if words < 1:
@@ -203,7 +203,7 @@ class Model:
         """The ``width`` most probable continuations of up to ``words`` words that beam search finds,
         best first (width 1 is greedy; the best never scores below greedy decoding)."""
         from .generate import beam_search
-        from .results.predict import Beam
+        from .results.generate import Beam
         from .tokenizer import detokenize
 
         items, many = _many(prompts)

@@ -27,6 +27,7 @@ Portuguese mode, in short (see `_TOKEN_RE` for the details):
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -197,8 +198,14 @@ _ANY_JOINER_RE = re.compile("[" + re.escape("".join(_JOINERS)) + "]")
 _AFTER_WORD = rf"(?:(?<={_LETTER})|(?<={_MARK}))"
 _ANYWHERE_CLASS = "[" + re.escape("".join(_JOINERS_ANYWHERE)) + "]"
 _BETWEEN_CLASS = "[" + re.escape("".join(_JOINERS_BETWEEN)) + "]"
-_JOINER_RE = re.compile(rf"{_ANYWHERE_CLASS}|{_AFTER_WORD}{_BETWEEN_CLASS}(?={_LETTER})")
-_OPEN_JOINER_RE = re.compile(rf"{_ANYWHERE_CLASS}|{_AFTER_WORD}{_BETWEEN_CLASS}(?={_LETTER}|\Z)")
+
+
+@functools.cache
+def _joiner_re(open_end: bool) -> re.Pattern:
+    """The joiners to put in ASCII (at the very end too, when ``open_end``), compiled on first need:
+    most text holds none, and each pattern holds the long class of combining marks."""
+    ahead = rf"(?={_LETTER}|\Z)" if open_end else rf"(?={_LETTER})"
+    return re.compile(rf"{_ANYWHERE_CLASS}|{_AFTER_WORD}{_BETWEEN_CLASS}{ahead}")
 
 
 def _ascii_joiner(m: re.Match) -> str:
@@ -218,7 +225,7 @@ def normalize_joiners(text: str, open_end: bool = False) -> str:
     """
     if not _ANY_JOINER_RE.search(text):  # most text: one scan in C, no copy
         return text
-    return (_OPEN_JOINER_RE if open_end else _JOINER_RE).sub(_ascii_joiner, text)
+    return _joiner_re(open_end).sub(_ascii_joiner, text)
 
 
 def clean_text(text: str) -> str:

@@ -13,10 +13,10 @@ import importlib
 #: each result type and the module of this package that defines it
 WHERE = {
     "Prediction": "predict",
-    "Completion": "predict",
-    "Completions": "predict",
-    "Generation": "predict",
-    "Beam": "predict",
+    "Completion": "complete",
+    "Completions": "complete",
+    "Generation": "generate",
+    "Beam": "generate",
     "Fill": "fill",
     "Fills": "fill",
     "WordScore": "score",

@@ -1,10 +1,8 @@
-"""The results of `rnn predict`: next words, completions, generated text, beams."""
+"""The result of `rnn predict`: the next words."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from .base import _Listed
 
 
 @dataclass(frozen=True)
@@ -13,46 +11,3 @@ class Prediction:
 
     word: str
     prob: float
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A vocabulary word that completes the prompt's unfinished last word: ``prob`` over the whole
-    vocabulary, ``match_prob`` its share among the words that match the prefix."""
-
-    word: str
-    prob: float
-    match_prob: float
-
-
-@dataclass(frozen=True)
-class Completions(_Listed):
-    """The completions of one prompt: its context's unfinished word ``prefix``, how many vocabulary
-    words start with it (``matches``) and their total probability (``match_mass``); best first."""
-
-    _items = "predictions"
-    prompt: str
-    prefix: str
-    matches: int
-    match_mass: float
-    predictions: tuple[Completion, ...] = ()
-
-
-@dataclass(frozen=True)
-class Generation:
-    """A prompt continued by sampled words: the whole ``text``, the ``continuation`` (its words) and
-    the model's own log-probability of them (before temperature and filtering)."""
-
-    prompt: str
-    text: str
-    continuation: tuple[str, ...]
-    logprob: float
-
-
-@dataclass(frozen=True)
-class Beam:
-    """One continuation found by beam search, with its log-probability."""
-
-    text: str
-    continuation: tuple[str, ...]
-    logprob: float
