@@ -292,6 +292,7 @@ class Model:
         """Each line scored as a sentence on its own (from a zero state, after an ``<eos>``, its own
         ``<eos>`` at the end included): log-probability, perplexity and every word's probability."""
         from .generate import score_sequences
+        from .metrics import perplexity
         from .results.score import Score, WordScore
 
         items, many = _many(lines)
@@ -305,7 +306,7 @@ class Model:
             total = float(lp.sum())
             probs = [math.exp(x) for x in lp.tolist()]
             words = tuple(WordScore(w, p, i == unk) for w, i, p in zip(toks, tid.tolist(), probs))
-            out.append(Score(line, len(toks), total, _line_perplexity(total, len(toks)), words))
+            out.append(Score(line, len(toks), total, perplexity(-total, len(toks)), words))
         return out if many else out[0]
 
     # ------------------------------------------------------------------ text
@@ -384,7 +385,7 @@ class Model:
                 seq = ids if direction == "forward" else reverse_stream(ids, self.vocab.eos_id)
                 r = evaluate(net, seq, streams=batch_size, start_id=self.vocab.eos_id, unk_id=self.vocab.unk_id)
                 figures[direction] = Figures(**r.as_dict())
-                if figures[direction].loss is not None and math.isnan(figures[direction].loss):
+                if math.isnan(figures[direction].loss):
                     raise CheckpointError(
                         f"{self.checkpoint.path}: the {direction} model predicts NaN on this text: its weights are too "
                         "large, as after a training that diverged; train it again with a lower train.lr"
@@ -418,13 +419,6 @@ def _refuse_unless_it_fits(need: int, what: str, context: str, smaller: str) -> 
             f"{what} about {need / 2**30:,.1f} GiB {context}, and {free / 2**30:.1f} GiB is available; "
             f"use a smaller {smaller}"
         )
-
-
-def _line_perplexity(logprob: float, tokens: int) -> float | None:
-    """exp(-logprob / tokens): None for an empty line, inf past what a float holds."""
-    if not tokens:
-        return None
-    return math.exp(-logprob / tokens) if -logprob / tokens < 700 else math.inf
 
 
 # ---------------------------------------------------------------------- train

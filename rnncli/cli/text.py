@@ -147,6 +147,8 @@ def evaluate_cmd(
     the OOV rate.  Every token is predicted, <eos> included, with the hidden
     state carried through the whole text.
     """
+    from dataclasses import asdict
+
     model = open_model(checkpoint)
     if fill_sample is not None and not fill_blanks:
         raise usage("--fill-sample only applies with --fill")
@@ -167,7 +169,7 @@ def evaluate_cmd(
             keystroke_progress=typing,
             name=name,
         )
-    out = {key: value for key, value in _asdict(result).items() if value is not None}
+    out = {key: value for key, value in asdict(result).items() if value is not None}
     failures = _gates(out, max_ppl, min_top5)
     if fmt == "json":
         # an infinite perplexity (a word the model gives probability 0) is null: JSON has no Infinity
@@ -176,12 +178,6 @@ def evaluate_cmd(
         write_lines(_eval_lines(out))
     if failures:
         _fail(f"gate failed: {'; '.join(failures)}", EXIT_FAILURE)
-
-
-def _asdict(result) -> dict:
-    from dataclasses import asdict
-
-    return asdict(result)
 
 
 def _gates(out: dict, max_ppl: float | None, min_top5: float | None) -> list[str]:

@@ -44,18 +44,11 @@ class Keystrokes:
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class Evaluation(Figures):
     """`rnn eval`: the figures of the forward model (the backward one's for a backward-only model),
     the backward model's beside them for a two-way one, and the optional fill and keystroke figures.
     Gates are the caller's: compare ``perplexity`` or ``top5`` with your threshold."""
 
-    tokens: int
-    loss: float
-    perplexity: float
-    bits_per_word: float
-    top1: float
-    top5: float
-    oov_rate: float
     direction: str
     backward: Figures | None = None
     fill: FillAccuracy | None = None
