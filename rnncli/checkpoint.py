@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -141,7 +140,7 @@ def save_checkpoint(
     try:
         _write_checkpoint_dir(run_dir, tmp, final, payload, meta)
     except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _rmtree(tmp, ignore_errors=True)
         size = sum(len(b) for b in payload.values())
         needs = f" (a checkpoint takes {size / 1e6:.1f} MB)" if size >= 1e5 else f" (a checkpoint takes {size:,} bytes)"
         raise CheckpointError(
@@ -167,7 +166,7 @@ def _write_checkpoint_dir(run_dir: Path, tmp: Path, final: Path, payload: dict[s
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     if tmp.exists():
-        shutil.rmtree(tmp)
+        _rmtree(tmp)
     tmp.mkdir()
     files = {}
     for fname, data in payload.items():
@@ -179,7 +178,7 @@ def _write_checkpoint_dir(run_dir: Path, tmp: Path, final: Path, payload: dict[s
     _fsync_dir(tmp)
     _pause()
     if final.exists():  # an orphan left by a crash before the index named it
-        shutil.rmtree(final)
+        _rmtree(final)
     os.rename(tmp, final)
     _fsync_dir(run_dir)
     _pause()
@@ -203,7 +202,7 @@ def _point_index_at(run_dir: Path, name: str, final: Path, *, is_best: bool, kee
     try:
         write_atomic(run_dir / INDEX, json.dumps(index, indent=1).encode())
     except OSError as e:
-        shutil.rmtree(final, ignore_errors=True)
+        _rmtree(final, ignore_errors=True)
         raise CheckpointError(f"cannot update {run_dir / INDEX}: {e.strerror or e}; {_what_is_kept(run_dir)}") from None
     return index
 
@@ -221,7 +220,7 @@ def _prune(run_dir: Path, keep: set[str]) -> None:
     for child in run_dir.iterdir():
         stale = child.name.startswith(("ckpt-", ".tmp-ckpt-")) and child.name not in keep
         if stale and child.is_dir():
-            shutil.rmtree(child, ignore_errors=True)
+            _rmtree(child, ignore_errors=True)
 
 
 def append_metrics(run_dir: Path, record: dict) -> None:
@@ -431,3 +430,9 @@ def _read_tensors(path: Path) -> dict[str, np.ndarray]:
         return load(path.read_bytes())
     except Exception as e:  # safetensors raises its own error types for bad headers
         raise CheckpointError(f"{path}: damaged weights file ({e})") from None
+
+
+def _rmtree(path, ignore_errors: bool = False) -> None:
+    import shutil  # with bz2 and lzma: 4 ms that loading a model never needs
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
-import difflib
 import functools
 import math
 import os
@@ -442,7 +441,7 @@ def _unknown_section(name: Any, source: str) -> ConfigError:
     if text in KEYS:  # `model.hidden_size: 3` written flat at the top level
         section, key = text.split(".")
         return ConfigError(f"unknown section '{text}' in {source}; nest it: '{section}:' then '  {key}: ...'")
-    close = difflib.get_close_matches(text, SECTIONS, n=1)
+    close = _close_matches(text, SECTIONS, n=1)
     hint = f"did you mean '{close[0]}'?" if close else "the sections are " + ", ".join(SECTIONS)
     return ConfigError(f"unknown section '{_printable(text)}' in {source}; {hint}")
 
@@ -459,13 +458,13 @@ def _unknown_key(section: str, key: Any, source: str) -> ConfigError:
     # key of the section look close.  The right key written in the wrong section comes first,
     # then a misspelling in the right section, then a misspelling of another section's key.
     by_name = {p.split(".")[1]: p for p in reversed(KEYS)}  # first section wins on a tie
-    close = difflib.get_close_matches(str(key), own, n=1)
+    close = _close_matches(str(key), own, n=1)
     if str(key) in by_name:
         suggestion = by_name[str(key)]
     elif close:
         suggestion = f"{section}.{close[0]}"
     else:
-        close = difflib.get_close_matches(str(key), list(by_name), n=1)
+        close = _close_matches(str(key), list(by_name), n=1)
         suggestion = by_name[close[0]] if close else None
     if suggestion:
         hint = f"did you mean '{suggestion}'?"
@@ -684,3 +683,9 @@ def _read_yaml(source: str) -> Any:
         raise ConfigError(f"{source}: not a YAML text file: {exc.reason} at byte {exc.position}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: YAML syntax error: {' '.join(str(exc).split())}") from None
+
+
+def _close_matches(word: str, choices, n: int = 1) -> list[str]:
+    import difflib  # only a mistake needs it
+
+    return difflib.get_close_matches(word, choices, n=n)

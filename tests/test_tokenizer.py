@@ -923,3 +923,14 @@ def test_completing_a_word_typed_with_a_pasted_hyphen_or_apostrophe(tiny_run, ru
         assert completions(f"ela estava sentindo{hyphen}") == ascii_words, hyphen
     for apostrophe in APOSTROPHES_ANYWHERE + APOSTROPHES_BETWEEN:
         assert completions(f"um copo d{apostrophe}") == completions("um copo d'"), apostrophe
+
+
+def test_the_stored_mark_table_is_what_a_scan_of_unicodedata_finds():
+    import unicodedata
+
+    from rnncli import tokenizer
+
+    known = tokenizer._KNOWN_MARKS.get(unicodedata.unidata_version)
+    if known is None:
+        pytest.skip(f"no stored table for Unicode {unicodedata.unidata_version}: the scan runs")
+    assert tokenizer._mark_ranges() == tokenizer._scan_marks()
