@@ -52,6 +52,7 @@ class Model:
     def __init__(self, models):
         self.forward, self.backward = models.forward, models.backward
         self.tokenizer, self.vocab, self.checkpoint = models.tokenizer, models.vocab, models.ckpt
+        self.pieces = models.pieces  # how words are spelled, for a word-piece model (None: whole words)
         self.path = str(Path(models.ckpt.path).resolve())  # the checkpoint folder that answers
         self._index: dict[bool, object] = {}  # --complete's prefix index per accent mode, built once
 
@@ -87,10 +88,19 @@ class Model:
 
     def _context(self, tokens: list[str]) -> np.ndarray:
         """A prompt's ids as the model reads them: after an <eos> (a prompt starts a sentence)."""
-        ids = np.empty(len(tokens) + 1, dtype=np.int32)  # (T,)
+        units = self.vocab.encode(tokens) if self.pieces is None else self.pieces.encode(tokens)[0]
+        ids = np.empty(len(units) + 1, dtype=np.int32)  # (T,)
         ids[0] = self.vocab.eos_id
-        ids[1:] = self.vocab.encode(tokens)
+        ids[1:] = units
         return ids
+
+    def _next_words(self, model, contexts: list[np.ndarray], k: int, eos: bool, constraints=None):
+        """A word-piece model's k most probable next words after each context: (word, log-prob) lists."""
+        from .generate import read_contexts
+        from .wordsearch import log_probs64, search
+
+        state, top = read_contexts(model, contexts)
+        return search(model, self.pieces, state, log_probs64(model, top), k, eos=eos, constraints=constraints)
 
     def _exclude(self, show_unk: bool, eos: bool = True) -> tuple[int, ...]:
         if show_unk:
@@ -112,6 +122,10 @@ class Model:
         items, many = _many(prompts)
         model = self.check_forward()
         contexts = [self._context(self.tokenizer.tokenize_prompt(p)) for p in items]
+        if self.pieces is not None:  # whole words, found by a search over pieces (<unk> is never one)
+            found = self._next_words(model, contexts, k, eos=show_unk)
+            rows = [[Prediction(w, math.exp(lp)) for w, lp in row if math.exp(lp) >= min_prob] for row in found]
+            return rows if many else rows[0]
         logp = next_log_probs(model, contexts, dtype=np.float32)  # (n, V)
         itos = self.vocab.itos
         rows = [
@@ -322,6 +336,9 @@ class Model:
         the vocabulary as ``<unk>``, ``<eos>`` at each sentence end; one at a time."""
         from .tokenizer import EOS
 
+        if self.pieces is not None:  # every word can be spelled
+            yield from self.iter_tokens(source, errors=errors)
+            return
         known, unk = self.vocab.stoi, self.vocab.itos[self.vocab.unk_id]
         for t in self.iter_tokens(source, errors=errors):
             yield t if t == EOS or t in known else unk
@@ -347,6 +364,25 @@ class Model:
         return list(self.iter_tokenized([io.StringIO(text)]))
 
     # ------------------------------------------------------------------ evaluate
+    def _score_text(self, net, ids: np.ndarray, tokens: list[str], backward: bool, batch_size: int):
+        """One direction's EvalResult over a text's ids: per word, whatever the units."""
+        from .infer import evaluate
+        from .tokenizer import EOS
+        from .twoway import reverse_stream
+        from .wordsearch import word_hits
+
+        eos = self.vocab.eos_id
+        if self.pieces is None:
+            seq = reverse_stream(ids, eos) if backward else ids
+            return evaluate(net, seq, streams=batch_size, start_id=eos, unk_id=self.vocab.unk_id)
+        begins = self.pieces.begins
+        seq = reverse_stream(ids, eos, begins) if backward else ids
+        words = reverse_stream(np.array(tokens, dtype=object), EOS) if backward else tokens
+        r = evaluate(net, seq, streams=batch_size, start_id=eos, rank=False, begins=begins)
+        r.top1, r.top5 = word_hits(net, self.pieces, seq, list(words))
+        r.oov = sum(not self.pieces.spells(w) for w in tokens)
+        return r
+
     def evaluate(
         self,
         source,
@@ -369,21 +405,21 @@ class Model:
         from .complete import PrefixIndex, keystroke_savings
         from .errors import CheckpointError
         from .fill import fill_accuracy
-        from .infer import evaluate
         from .results.evaluate import Evaluation, Figures, FillAccuracy, Keystrokes
-        from .twoway import reverse_stream
 
         if keystrokes and self.forward is None:
             raise UsageError("keystrokes completes words from the words before them: it needs a forward model")
         tokens = self.tokens(source, errors=errors)
-        ids = self.vocab.encode(tokens).astype(np.int32)
+        if self.pieces is not None:
+            ids = self.pieces.encode(tokens)[0]
+        else:
+            ids = self.vocab.encode(tokens).astype(np.int32)
         if ids.size == 0:
             raise DataError(f"no text to evaluate in {name or 'the text given'}")
         figures = {}
         for direction, net in (("forward", self.forward), ("backward", self.backward)):
             if net is not None:
-                seq = ids if direction == "forward" else reverse_stream(ids, self.vocab.eos_id)
-                r = evaluate(net, seq, streams=batch_size, start_id=self.vocab.eos_id, unk_id=self.vocab.unk_id)
+                r = self._score_text(net, ids, tokens, direction == "backward", batch_size)
                 figures[direction] = Figures(**r.as_dict())
                 if math.isnan(figures[direction].loss):
                     raise CheckpointError(

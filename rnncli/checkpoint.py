@@ -41,6 +41,7 @@ META = "checkpoint.json"
 MODEL_FILE = "model.safetensors"
 TRAINER_FILE = "trainer.safetensors"
 VOCAB_FILE = "vocab.json"
+PIECES_FILE = "pieces.model"  # a word-piece model's SentencePiece protobuf (tokenizer.units: pieces)
 META_DIGEST = "meta_sha256"  # checkpoint.json's own checksum, over its other keys
 LAST_RUN_POINTER = Path(".rnn") / "last_run"  # relative to the folder `rnn train` ran in
 
@@ -52,6 +53,7 @@ class Checkpoint:
     meta: dict  # config, tokenizer, progress, rng, versions
     vocab: dict
     trainer: dict[str, np.ndarray] = field(default_factory=dict)
+    pieces: bytes | None = None  # the piece model's bytes, for a word-piece model
 
 
 # ------------------------------------------------------------------ writing
@@ -121,6 +123,7 @@ def save_checkpoint(
     is_best: bool,
     keep: int = 1,
     keep_best: bool = True,
+    pieces: bytes | None = None,
 ) -> Path:
     """Write checkpoint ``name`` into run_dir, make it the last (and maybe the best), prune old ones.
 
@@ -137,6 +140,8 @@ def save_checkpoint(
         TRAINER_FILE: _tensor_bytes(trainer),
         VOCAB_FILE: json.dumps(vocab, ensure_ascii=False).encode(),
     }
+    if pieces is not None:
+        payload[PIECES_FILE] = pieces
     try:
         _write_checkpoint_dir(run_dir, tmp, final, payload, meta)
     except OSError as e:
@@ -403,6 +408,8 @@ def _load_verified(ckpt: Path, with_trainer: bool) -> Checkpoint:
             "(its settings, such as the tokenizer's, must match the weights)"
         )
     wanted = [MODEL_FILE, VOCAB_FILE] + ([TRAINER_FILE] if with_trainer else [])
+    if PIECES_FILE in meta["files"]:
+        wanted.append(PIECES_FILE)
     for name in wanted:
         f = ckpt / name
         if not f.exists():
@@ -420,7 +427,8 @@ def _load_verified(ckpt: Path, with_trainer: bool) -> Checkpoint:
         raise CheckpointError(f"{ckpt / VOCAB_FILE}: {got} words, but {META} says the vocabulary has {size}")
     weights = _read_tensors(ckpt / MODEL_FILE)
     trainer = _read_tensors(ckpt / TRAINER_FILE) if with_trainer else {}
-    return Checkpoint(ckpt, weights, meta, vocab, trainer)
+    pieces = (ckpt / PIECES_FILE).read_bytes() if PIECES_FILE in wanted else None
+    return Checkpoint(ckpt, weights, meta, vocab, trainer, pieces)
 
 
 def _read_tensors(path: Path) -> dict[str, np.ndarray]:

@@ -284,6 +284,16 @@ class TokenizerConfig(_Section):
     )
     sentence_eos: bool = _key(True, _Flag(), "end each sentence with <eos> (portuguese mode)")
     line_eos: bool = _key(True, _Flag(), "end each line with <eos>")
+    units: str = _key(
+        "words",
+        _Choice("words", "pieces"),
+        "what the network reads: whole words, or word pieces (every word spelled, none unknown)",
+    )
+    pieces: int = _key(
+        2000,
+        _Integer(300),
+        "units: pieces: size of the piece vocabulary (<unk>, <eos> and the 256 bytes included)",
+    )
 
 
 @dataclass

@@ -29,6 +29,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .errors import BadLine, DataError
+from .pieces import Pieces
 from .tokenizer import EOS, RULES_VERSION, Tokenizer, Vocab
 
 # a directory stands for the text files under it (recursively, hidden ones skipped)
@@ -222,19 +223,28 @@ class _Interner:
 @dataclass
 class Corpus:
     vocab: Vocab
-    train: np.ndarray  # (N,) int32 token ids
+    train: np.ndarray  # (N,) int32 token ids (unit ids with word pieces)
     valid: np.ndarray
     test: np.ndarray
     valid_is_split: bool  # valid was cut off the end of train (data.valid_fraction)
+    pieces: Pieces | None = None  # the piece model, when the units are word pieces
 
 
 def build_corpus(
-    data_cfg, tokenizer: Tokenizer, min_count: int, max_vocab: int, vocab: Vocab | None = None, progress=None
+    data_cfg,
+    tokenizer: Tokenizer,
+    min_count: int,
+    max_vocab: int,
+    vocab: Vocab | None = None,
+    progress=None,
+    pieces: int | Pieces | None = None,
 ) -> Corpus:
     """Read train/valid/test as the data config says; build the vocabulary from train only.
 
     ``vocab`` given (a resumed run) is used as is instead of building one.  ``progress(done,
     total)`` hears how many bytes of the files have been read (a cached file counts at once).
+    ``pieces``: the units are word pieces, from this piece model (a resumed run), or from one of
+    this many pieces trained on every word of train (min_count and max_vocab apply to words only).
     """
     enc, err = data_cfg.encoding, data_cfg.errors
     if not data_cfg.train:
@@ -258,6 +268,8 @@ def build_corpus(
         valid, valid_words = tokenize_files(valid_files, tokenizer, enc, err, cache, progress)
     test, test_words = tokenize_files(test_files, tokenizer, enc, err, cache, progress)
 
+    if pieces is not None:
+        return _piece_corpus(pieces, (train, train_words), (valid, valid_words), (test, test_words), valid_is_split)
     if vocab is None:
         counts = np.bincount(train, minlength=len(train_words))
         vocab = Vocab.build(Counter({w: int(c) for w, c in zip(train_words, counts) if c}), min_count, max_vocab)
@@ -274,6 +286,20 @@ def build_corpus(
         return ids
 
     return Corpus(vocab, final(train, train_words), final(valid, valid_words), final(test, test_words), valid_is_split)
+
+
+def _piece_corpus(pieces: int | Pieces, train, valid, test, valid_is_split: bool) -> Corpus:
+    """The corpus spelled in word pieces: train a piece model on train's words (unless given), spell
+    every word, and count the units of train for the vocabulary (its order is the piece model's)."""
+    if isinstance(pieces, int):
+        ids, words = train
+        counts = np.bincount(ids, minlength=len(words))
+        pieces = Pieces.train({w: int(c) for w, c in zip(words, counts) if c}, pieces)
+        units = [pieces.expand(ids, words) for ids, words in (train, valid, test)]
+        pieces = Pieces(pieces.proto, Vocab(pieces.vocab.itos, np.bincount(units[0], minlength=len(pieces)).tolist()))
+    else:  # a resumed run: its units and their ids, as the checkpoint has them
+        units = [pieces.expand(ids, words) for ids, words in (train, valid, test)]
+    return Corpus(pieces.vocab, *units, valid_is_split, pieces)
 
 
 # --- the tokenized-corpus cache ---------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from .metrics import perplexity
 from .model import ModelShape, RNNModel
 from .tokenizer import Tokenizer, Vocab
 from .twoway import split_weights
+
+if TYPE_CHECKING:
+    from .pieces import Pieces
 
 __all__ = [
     "load_model",
@@ -118,6 +122,7 @@ class Models:
     tokenizer: Tokenizer
     vocab: Vocab
     ckpt: Checkpoint
+    pieces: Pieces | None = None  # how words are spelled, for a word-piece model
 
 
 def load_models(path, which: str = "best") -> Models:
@@ -129,39 +134,60 @@ def load_models(path, which: str = "best") -> Models:
     """
     ckpt = load_checkpoint(path, which)
     tokenizer, vocab = load_text_side(ckpt)
+    pieces = _pieces(ckpt, vocab)
     direction = (ckpt.meta.get("config", {}).get("model", {}) or {}).get("direction", "forward")
     if direction == "forward":
-        return Models(_network(ckpt, vocab, ckpt.weights), None, tokenizer, vocab, ckpt)
+        return Models(_network(ckpt, vocab, ckpt.weights), None, tokenizer, vocab, ckpt, pieces)
     if direction == "backward":
-        return Models(None, _network(ckpt, vocab, ckpt.weights), tokenizer, vocab, ckpt)
+        return Models(None, _network(ckpt, vocab, ckpt.weights), tokenizer, vocab, ckpt, pieces)
     if direction != "both":
         raise _damaged(ckpt, ValueError(f"unknown model.direction {direction!r}"))
     forward, backward = split_weights(ckpt.weights)
     if not backward:
         raise CheckpointError(f"{ckpt.path}/model.safetensors: the backward network's tensors (backward.*) are missing")
-    return Models(_network(ckpt, vocab, forward), _network(ckpt, vocab, backward), tokenizer, vocab, ckpt)
+    return Models(_network(ckpt, vocab, forward), _network(ckpt, vocab, backward), tokenizer, vocab, ckpt, pieces)
+
+
+def _pieces(ckpt: Checkpoint, vocab: Vocab):
+    """The piece model of a word-piece checkpoint (``tokenizer.units: pieces``); None for words."""
+    units = (ckpt.meta.get("config", {}).get("tokenizer", {}) or {}).get("units", "words")
+    if units == "words":
+        return None
+    if units != "pieces":
+        raise _damaged(ckpt, ValueError(f"unknown tokenizer.units {units!r}"))
+    if ckpt.pieces is None:
+        raise CheckpointError(f"{ckpt.path}/pieces.model: missing; the checkpoint is incomplete")
+    from .pieces import load_pieces
+
+    return load_pieces(ckpt.pieces, vocab, f"{ckpt.path}/pieces.model")
 
 
 @dataclass
 class EvalResult:
-    tokens: int  # predicted tokens
-    nll: float  # summed negative log-likelihood, nats
+    tokens: int  # predicted tokens (units, for a word-piece model)
+    nll: float  # summed negative log-likelihood, nats (of the words, for a word-piece model)
     top1: int  # targets that were the model's first choice
     top5: int  # targets among its five first choices
     oov: int  # targets that are <unk>
+    words: int = 0  # predicted words of a word-piece model (0 for a word model: a token is a word)
+
+    @property
+    def per(self) -> int:
+        """What the figures are per: words (every token is one for a word model)."""
+        return self.words or self.tokens
 
     @property
     def loss(self) -> float:
-        return self.nll / self.tokens if self.tokens else float("nan")
+        return self.nll / self.per if self.per else float("nan")
 
     @property
     def perplexity(self) -> float | None:
-        return perplexity(self.nll, self.tokens)
+        return perplexity(self.nll, self.per)
 
     def as_dict(self) -> dict:
-        t = max(self.tokens, 1)
-        return {
-            "tokens": self.tokens,
+        t = max(self.per, 1)
+        out = {
+            "tokens": self.per,
             "loss": self.loss,
             "perplexity": self.perplexity,
             "bits_per_word": self.loss / math.log(2),
@@ -169,6 +195,9 @@ class EvalResult:
             "top5": self.top5 / t,
             "oov_rate": self.oov / t,
         }
+        if self.words:
+            out["units"] = self.tokens
+        return out
 
 
 def evaluate(
@@ -181,6 +210,7 @@ def evaluate(
     unk_id: int | None = None,
     rank: bool = True,
     part: tuple[int, int] | None = None,
+    begins: np.ndarray | None = None,
 ) -> EvalResult:
     """Score a token stream with the hidden state carried through it; every token is scored.
 
@@ -192,6 +222,9 @@ def evaluate(
     that do not fill a row (so ``tokens`` is always the number of targets,
     whatever ``streams`` is).  ``part = (lo, hi)`` scores only pieces lo..hi-1 (a
     data-parallel worker's share); the shares' sums add up to the whole.
+
+    ``begins`` ((V,) bool, a word-piece model's units that begin a word): the figures are per word,
+    see ``_word_terms``; ``rank`` then counts nothing (whole-word ranks are ``word_ranks``').
     """
     if start_id is not None:
         ids = np.concatenate([np.array([start_id], dtype=ids.dtype), ids])
@@ -208,13 +241,15 @@ def evaluate(
     y = ids[1 : streams * length + 1].reshape(streams, length)[lo:hi].T  # and predicts the token after each
     # rows x vocabulary floats per chunk: about 64 MB (generate.WORK_FLOATS), large products, few Python steps
     chunk_rows = chunk_rows or block_rows(model)
-    state = _score_rows(model, x, y, None, chunk_rows, result, rank, unk_id)
+    score = _Scoring(model, chunk_rows, result, rank and begins is None, unk_id, begins)
+    state = score.rows(x, y, None)
+    last = np.array([hi - lo - 1])
     if hi == streams and streams * length < targets:  # the remainder continues the last piece
-        last = np.array([hi - lo - 1])
-        state = _take(state, last)
         rest_x = ids[streams * length : targets].reshape(-1, 1)
         rest_y = ids[streams * length + 1 :].reshape(-1, 1)
-        _score_rows(model, rest_x, rest_y, state, chunk_rows, result, rank, unk_id)
+        state, last = score.rows(rest_x, rest_y, _take(state, last)), np.array([0])
+    if begins is not None and hi == streams:
+        score.end_of_text(int(ids[-1]), _take(state, last))
     return result
 
 
@@ -222,29 +257,65 @@ def _take(state, rows):
     return [tuple(a[rows] for a in layer) for layer in state]
 
 
-def _score_rows(model, x, y, state, chunk_rows, result, rank, unk_id):
-    """Add the scores of targets y (T, B), read from inputs x, to result; returns the final state.
+class _Scoring:
+    """Adds the scores of target rows to an EvalResult, a chunk of ``chunk_rows`` at a time."""
 
-    Each call scores ``chunk_rows`` (steps x pieces) at most: more pieces than that (``--batch-size``
-    beyond the rows of a chunk) go through the text a group of pieces at a time."""
-    if state is None:
-        state = model.initial_state(x.shape[1])
-    if x.shape[1] > chunk_rows:
-        groups = [slice(lo, lo + chunk_rows) for lo in range(0, x.shape[1], chunk_rows)]
-        parts = [
-            _score_rows(model, x[:, g], y[:, g], _take(state, g), chunk_rows, result, rank, unk_id) for g in groups
-        ]
-        return [tuple(np.concatenate(arrays) for arrays in zip(*layers)) for layers in zip(*parts)]
-    window = max(1, chunk_rows // x.shape[1])
-    for i in range(0, len(x), window):
-        top, state, _ = model.hidden(np.ascontiguousarray(x[i : i + window]), state)
-        targets = np.ascontiguousarray(y[i : i + window]).reshape(-1)
-        target_lp, rank_of = model.output.score(model.params, top.reshape(-1, model.shape.hidden_size), targets)
-        result.nll -= float(np.sum(target_lp))
-        result.tokens += len(targets)
-        if rank:
-            result.top1 += int(np.sum(rank_of == 0))
-            result.top5 += int(np.sum(rank_of < 5))
-        if unk_id is not None:
-            result.oov += int(np.sum(targets == unk_id))
-    return state
+    def __init__(self, model, chunk_rows: int, result: EvalResult, rank: bool, unk_id, begins):
+        self.model, self.chunk_rows, self.result, self.rank, self.unk_id = model, chunk_rows, result, rank, unk_id
+        self.begins = begins
+
+    def rows(self, x, y, state):
+        """Score targets y (T, B), read from inputs x; returns the final state.
+
+        More pieces than a chunk holds (``--batch-size`` beyond the rows of a chunk) go through the
+        text a group of pieces at a time."""
+        model, chunk_rows = self.model, self.chunk_rows
+        if state is None:
+            state = model.initial_state(x.shape[1])
+        if x.shape[1] > chunk_rows:
+            groups = [slice(lo, lo + chunk_rows) for lo in range(0, x.shape[1], chunk_rows)]
+            parts = [self.rows(x[:, g], y[:, g], _take(state, g)) for g in groups]
+            return [tuple(np.concatenate(arrays) for arrays in zip(*layers)) for layers in zip(*parts)]
+        window = max(1, chunk_rows // x.shape[1])
+        result = self.result
+        for i in range(0, len(x), window):
+            top, state, _ = model.hidden(np.ascontiguousarray(x[i : i + window]), state)
+            hidden = top.reshape(-1, model.shape.hidden_size)
+            targets = np.ascontiguousarray(y[i : i + window]).reshape(-1)
+            target_lp, rank_of = model.output.score(model.params, hidden, targets)
+            result.nll -= float(np.sum(target_lp))
+            result.tokens += len(targets)
+            if self.rank:
+                result.top1 += int(np.sum(rank_of == 0))
+                result.top5 += int(np.sum(rank_of < 5))
+            if self.unk_id is not None:
+                result.oov += int(np.sum(targets == self.unk_id))
+            if self.begins is not None:
+                self._word_terms(np.ascontiguousarray(x[i : i + window]).reshape(-1), targets, hidden)
+        return state
+
+    def _word_terms(self, inputs: np.ndarray, targets: np.ndarray, hidden: np.ndarray) -> None:
+        """Per-word scores of a word-piece model (Pimentel & Meister 2024): a word's probability is
+        its units' times the boundary after it (the next unit begins a word: a piece with the word
+        mark, ``<eos>`` or ``<unk>``), divided by the boundary before it (that a word begins here,
+        which the word before already counted).  Over a text the two cancel wherever a word follows
+        a word, so only a word that follows ``<eos>`` or ``<unk>`` (complete units, after which a
+        word must begin) or the start of the text adds a term: minus log P(a word begins)."""
+        first = self.begins[targets]
+        self.result.words += int(first.sum())
+        fresh = np.flatnonzero(first & ((inputs == Vocab.eos_id) | (inputs == Vocab.unk_id)))
+        if fresh.size:
+            self.result.nll += float(np.sum(self._log_begin(hidden[fresh])))
+
+    def _log_begin(self, hidden: np.ndarray) -> np.ndarray:
+        """log P(the next unit begins a word) for rows of hidden states, (n,) float64."""
+        lp = self.model.output.log_probs(self.model.params, hidden).astype(np.float64)  # (n, V)
+        top = lp[:, self.begins].max(axis=1, keepdims=True)
+        return top[:, 0] + np.log(np.exp(lp[:, self.begins] - top).sum(axis=1))
+
+    def end_of_text(self, last: int, state) -> None:
+        """The last word's boundary: that a word begins after it (unless it is <eos> or <unk>)."""
+        if last in (Vocab.eos_id, Vocab.unk_id):
+            return
+        top, _, _ = self.model.hidden(np.array([[last]], dtype=np.int32), state)
+        self.result.nll -= float(self._log_begin(top.reshape(-1, self.model.shape.hidden_size))[0])

@@ -183,6 +183,11 @@ class RNNModel:
             x = out
         return x, new_state, (ids, masks, caches, x)
 
+    def step_states(self, cache) -> State:
+        """The state after every step of a window run with ``keep_cache``: per layer, arrays (T, B, H)."""
+        n = self.state_layers
+        return [tuple(a[1:] for a in layer[1 : 1 + n]) for layer in cache[2]]
+
     def dropout_masks(self, rng: np.random.Generator, T: int, B: int) -> list | None:
         """One window's dropout masks for B streams: the embeddings' (T, B, E), then each layer's (T, B, H).
 

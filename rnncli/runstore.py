@@ -172,9 +172,27 @@ class RunStore:
     def name_for(self, epoch: int, step: int) -> str:
         return unique_name(self.dir, f"ckpt-e{epoch:04d}-s{step:08d}")
 
-    def save(self, name: str, weights: dict, trainer: dict, vocab: dict, meta: dict, is_best: bool) -> Path:
+    def save(
+        self,
+        name: str,
+        weights: dict,
+        trainer: dict,
+        vocab: dict,
+        meta: dict,
+        is_best: bool,
+        pieces: bytes | None = None,
+    ) -> Path:
         path = save_checkpoint(
-            self.dir, name, weights, trainer, vocab, meta, is_best=is_best, keep=self.keep, keep_best=self.keep_best
+            self.dir,
+            name,
+            weights,
+            trainer,
+            vocab,
+            meta,
+            is_best=is_best,
+            keep=self.keep,
+            keep_best=self.keep_best,
+            pieces=pieces,
         )
         return path
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from .checkpoint import Checkpoint
 from .comm import SingleProcess, limit_threads
-from .config import Config, TrainConfig, config_to_dict
+from .config import Config, TrainConfig, config_to_dict, describe_keys
 from .data import batchify, build_corpus, count_windows, windows
 from .errors import CheckpointError, ConfigError, ResourceError, RnnError, TrainingInterrupted
 from .infer import evaluate, load_weights
@@ -40,6 +40,7 @@ from .memory import available_memory
 from .metrics import perplexity
 from .model import ModelShape, RNNModel
 from .optim import clip_grad_norm_, make_optimizer
+from .pieces import begin_mask, load_pieces
 from .runstore import RunStore
 from .signals import StopRequest, handle_signals
 from .tokenizer import Tokenizer, Vocab
@@ -217,24 +218,24 @@ class Trainer:
         """The signal any worker received (SIGINT before SIGTERM), the same on every worker; 0 if none."""
         return _agreed(*self.comm.sum_scalars(list(_votes(stop_signal))))
 
-    def validate(self, ids: np.ndarray, streams: int, start_id: int):
+    def validate(self, ids: np.ndarray, streams: int, start_id: int, begins: np.ndarray | None = None):
         """Validation loss over ids, the streams shared among the workers and the sums reduced.
 
         A two-way pair scores ids (n, 2) with each network on its own column; its loss is the mean
-        of the two directions' (the sums of both, over twice the tokens)."""
+        of the two directions' (the sums of both, over twice the tokens).  With ``begins`` (word
+        pieces) the loss is per word, as `rnn eval` reports it."""
         S = max(1, min(streams, len(ids)))  # as evaluate() clamps it: len(ids) targets after the start token
         part = self.comm.share(S)
+        kw = dict(streams=S, start_id=start_id, rank=False, part=part, begins=begins)
         if isinstance(self.model, TwoWayModel):
-            results = [
-                evaluate(net, np.ascontiguousarray(ids[:, j]), streams=S, start_id=start_id, rank=False, part=part)
-                for j, net in enumerate(self.model.parts())
-            ]
+            results = [evaluate(net, np.ascontiguousarray(ids[:, j]), **kw) for j, net in enumerate(self.model.parts())]
             result = results[0]
             result.nll, result.tokens = sum(r.nll for r in results), sum(r.tokens for r in results)
+            result.words = sum(r.words for r in results)
         else:
-            result = evaluate(self.model, ids, streams=S, start_id=start_id, rank=False, part=part)
-        result.nll, tokens = self.comm.sum_scalars([result.nll, result.tokens])
-        result.tokens = int(tokens)
+            result = evaluate(self.model, ids, **kw)
+        result.nll, tokens, words = self.comm.sum_scalars([result.nll, result.tokens, result.words])
+        result.tokens, result.words = int(tokens), int(words)
         return result
 
     # -------------------------------------------------------------- state
@@ -320,6 +321,7 @@ class _Start:
     train: np.ndarray  # (N,) int32
     valid: np.ndarray
     ckpt: Checkpoint | None
+    pieces: bytes | None = None  # the piece model (tokenizer.units: pieces), saved in every checkpoint
 
 
 def run_training(
@@ -365,12 +367,14 @@ def _train(
             f"use a multiple of {comm.size}, or another worker count"
         )
     start = comm.root_does(lambda: _prepare(cfg, store, resume, overwrite, reporter))
-    vocab_dict, resuming = comm.broadcast((start.vocab.to_dict(), start.ckpt is not None) if comm.is_root else None)
+    shared = (start.vocab.to_dict(), start.ckpt is not None, start.pieces) if comm.is_root else None
+    vocab_dict, resuming, pieces = comm.broadcast(shared)  # rank 0 read the text and trained the pieces
     vocab = start.vocab if comm.is_root else Vocab.from_dict(vocab_dict)
     arrays = comm.broadcast_arrays({"train": start.train, "valid": start.valid} if comm.is_root else None)
     lo, hi = comm.share(tc.batch_size)
     train, valid = arrays.pop("train"), arrays.pop("valid")
-    data, valid = _directed(cfg.model.direction, train, valid, tc.batch_size, (lo, hi), vocab.eos_id)
+    begins = begin_mask(vocab.itos) if pieces is not None else None  # word pieces: per-word validation
+    data, valid = _directed(cfg.model.direction, train, valid, tc.batch_size, (lo, hi), vocab.eos_id, begins)
     if comm.is_root:
         start.train = start.valid = None  # the worker's columns are all it keeps
 
@@ -390,7 +394,7 @@ def _train(
     if comm.is_root and not resuming and overwrite:
         store.start_fresh()  # a new run, now that its input is known to be good
 
-    run = _Run(cfg, trainer, store, vocab, data, valid, reporter, stop)
+    run = _Run(cfg, trainer, store, vocab, data, valid, reporter, stop, pieces)
     tokens_before = trainer.progress.tokens
     run.loop()
     return run.summary(tokens_before, wall_start)
@@ -404,12 +408,13 @@ def make_model(cfg: Config, vocab_size: int):
     return RNNModel(shape)
 
 
-def _directed(direction: str, train: np.ndarray, valid: np.ndarray, streams: int, part, eos_id: int):
+def _directed(direction: str, train: np.ndarray, valid: np.ndarray, streams: int, part, eos_id: int, begins=None):
     """Training columns (rows, b) and validation ids as the direction reads them: reversed for
-    backward; for both, the forward and the reversed layouts side by side, (rows, b, 2) and (n, 2)."""
+    backward (word by word for word pieces: ``begins``); for both, the forward and the reversed
+    layouts side by side, (rows, b, 2) and (n, 2)."""
     if direction == "forward":
         return batchify(train, streams, part), valid
-    back_train, back_valid = reverse_stream(train, eos_id), reverse_stream(valid, eos_id)
+    back_train, back_valid = reverse_stream(train, eos_id, begins), reverse_stream(valid, eos_id, begins)
     if direction == "backward":
         return batchify(back_train, streams, part), back_valid
     data = np.stack([batchify(train, streams, part), batchify(back_train, streams, part)], axis=-1)
@@ -438,8 +443,17 @@ def _prepare(cfg: Config, store: RunStore, resume: str | bool, overwrite: bool, 
         except ValueError as e:
             raise CheckpointError(f"{ckpt.path}/vocab.json: {e}") from None
     words = cfg.tokenizer
+    pieces = None
+    if words.units == "pieces":  # resumed: the run's own pieces; new: as many as asked, learnt from train
+        pieces = load_pieces(ckpt.pieces or b"", vocab, str(ckpt.path)) if ckpt is not None else words.pieces
     corpus = build_corpus(
-        cfg.data, tokenizer_from_config(cfg), words.min_count, words.max_vocab, vocab, progress=reporter.reading
+        cfg.data,
+        tokenizer_from_config(cfg),
+        words.min_count,
+        words.max_vocab,
+        vocab,
+        progress=reporter.reading,
+        pieces=pieces,
     )
     if ckpt is None and len(corpus.vocab) <= 2:  # only <unk> and <eos>: every prediction would be <unk>
         raise ConfigError(
@@ -466,7 +480,8 @@ def _prepare(cfg: Config, store: RunStore, resume: str | bool, overwrite: bool, 
             "valid_split_from_train": corpus.valid_is_split,
         }
     )
-    return _Start(corpus.vocab, corpus.train, corpus.valid, ckpt)
+    proto = corpus.pieces.proto if corpus.pieces is not None else None
+    return _Start(corpus.vocab, corpus.train, corpus.valid, ckpt, proto)
 
 
 @dataclass
@@ -485,8 +500,10 @@ class _EpochEnd:
 class _Run:
     """The epochs of one training session: windows, periodic saves, roll-backs, validation, records."""
 
-    def __init__(self, cfg, trainer: Trainer, store, vocab, data, valid, reporter, stop):
+    def __init__(self, cfg, trainer: Trainer, store, vocab, data, valid, reporter, stop, pieces=None):
         self.cfg, self.trainer, self.store, self.vocab = cfg, trainer, store, vocab
+        self.pieces = pieces  # the piece model's bytes, saved beside the vocabulary
+        self.begins = begin_mask(vocab.itos) if pieces is not None else None
         self.data, self.valid, self.reporter, self.stop = data, valid, reporter, stop
         self.comm = trainer.comm
         self.last_path: Path | None = None  # the last checkpoint written (rank 0)
@@ -642,7 +659,7 @@ class _Run:
         """The validation result of the weights now (None without validation text)."""
         if len(self.valid) < 2:
             return None
-        return self.trainer.validate(self.valid, self.cfg.train.eval_batch_size, self.vocab.eos_id)
+        return self.trainer.validate(self.valid, self.cfg.train.eval_batch_size, self.vocab.eos_id, self.begins)
 
     def judge(self, valid, epoch_done: bool) -> bool:
         """Note a finite validation loss in the progress; anneal lr on a plateau at the end of an
@@ -735,6 +752,7 @@ class _Run:
                 self.vocab.to_dict(),
                 meta,
                 is_best,
+                self.pieces,
             )
             saved = getattr(self.reporter, "saved", None)  # a reporter may predate the event
             if saved is not None:
@@ -749,14 +767,20 @@ class _Run:
         return path
 
 
+_DEFAULTS = {info.path: info.default for info in describe_keys()}
+
+
 def _check_resumable(cfg: Config, saved: dict, run_dir: Path) -> None:
     """Model and tokenizer must be those of the checkpoint; everything else may change on resume."""
     now = config_to_dict(cfg)
     for section in ("model", "tokenizer"):
         for key, value in now[section].items():
-            old = saved.get(section, {}).get(key, "forward" if (section, key) == ("model", "direction") else None)
+            # a key the checkpoint predates had its default then (model.direction, tokenizer.units)
+            old = saved.get(section, {}).get(key, _DEFAULTS.get(f"{section}.{key}"))
             if section == "model" and key == "dropout":
                 continue  # dropout does not change the parameters
+            if (section, key) == ("tokenizer", "pieces") and now["tokenizer"]["units"] != "pieces":
+                continue  # the size of a piece vocabulary that a word model does not have
             if old != value:
                 raise ConfigError(
                     f"cannot resume {run_dir}: {section}.{key} is {value!r} in the config but {old!r} in the "

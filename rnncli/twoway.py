@@ -24,16 +24,31 @@ BACKWARD_PREFIX = "backward."
 DIRECTIONS = ("forward", "backward", "both")
 
 
-def reverse_stream(ids: np.ndarray, eos_id: int) -> np.ndarray:
+def reverse_stream(ids: np.ndarray, eos_id: int, begins: np.ndarray | None = None) -> np.ndarray:
     """The token stream read right to left, each sentence still closed by an <eos> (see above).
 
     A stream that does not end with <eos> is simply reversed.  The result has the same length and
-    the same tokens; ``reverse_stream`` of a stream ending in <eos> is its own inverse.
+    the same tokens; ``reverse_stream`` of a stream ending in <eos> is its own inverse.  ``begins``
+    ((V,) bool, a word-piece model's units that begin a word): the words come in reverse order, each
+    still spelled left to right, so that a word ends where the next unit begins one in both directions.
     """
     ids = np.asarray(ids)
+    flip = _reverse_words if begins is not None else (lambda a, _: a[::-1].copy())
     if len(ids) and ids[-1] == eos_id:
-        return np.concatenate([ids[-2::-1], ids[-1:]]) if len(ids) > 1 else ids.copy()
-    return ids[::-1].copy()
+        return np.concatenate([flip(ids[:-1], begins), ids[-1:]]) if len(ids) > 1 else ids.copy()
+    return flip(ids, begins)
+
+
+def _reverse_words(ids: np.ndarray, begins: np.ndarray) -> np.ndarray:
+    if not len(ids):
+        return ids.copy()
+    starts = np.flatnonzero(begins[ids])
+    if not starts.size or starts[0] != 0:
+        starts = np.concatenate([[0], starts])
+    lengths = np.diff(np.append(starts, len(ids)))
+    back_starts, back_lengths = starts[::-1], lengths[::-1]
+    out_starts = np.cumsum(back_lengths) - back_lengths
+    return ids[np.repeat(back_starts - out_starts, back_lengths) + np.arange(len(ids))]
 
 
 def split_weights(weights: dict[str, np.ndarray]) -> tuple[dict, dict]:

@@ -169,7 +169,7 @@ def evaluate_cmd(
             keystroke_progress=typing,
             name=name,
         )
-    out = {key: value for key, value in asdict(result).items() if value is not None}
+    out = _without_nones(asdict(result))
     failures = _gates(out, max_ppl, min_top5)
     if fmt == "json":
         # an infinite perplexity (a word the model gives probability 0) is null: JSON has no Infinity
@@ -196,9 +196,15 @@ def _gates(out: dict, max_ppl: float | None, min_top5: float | None) -> list[str
     return failures
 
 
+def _without_nones(record: dict) -> dict:
+    """The record without the keys that do not apply (None), in nested records too."""
+    return {k: _without_nones(v) if isinstance(v, dict) else v for k, v in record.items() if v is not None}
+
+
 def _eval_lines(out: dict) -> list[str]:
+    words = f"{out['tokens']} words in {out['units']} word pieces" if "units" in out else str(out["tokens"])
     lines = [
-        f"tokens       {out['tokens']}",
+        f"tokens       {words}",
         f"loss         {out['loss']:.4f} nats/word ({out['bits_per_word']:.3f} bits/word)",
         f"perplexity   {out['perplexity']:.2f}",
         f"top1         {out['top1']:.4f}",

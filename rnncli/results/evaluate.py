@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,8 @@ class Figures:
     top1: float
     top5: float
     oov_rate: float
+    #: a word-piece model's units predicted (``tokens`` counts its words, as every figure is per word)
+    units: int | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
