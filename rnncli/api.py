@@ -94,13 +94,13 @@ class Model:
         ids[1:] = units
         return ids
 
-    def _next_words(self, model, contexts: list[np.ndarray], k: int, eos: bool, constraints=None):
+    def _next_words(self, model, contexts: list[np.ndarray], k: int, eos: bool):
         """A word-piece model's k most probable next words after each context: (word, log-prob) lists."""
         from .generate import read_contexts
         from .wordsearch import log_probs64, search
 
         state, top = read_contexts(model, contexts)
-        return search(model, self.pieces, state, log_probs64(model, top), k, eos=eos, constraints=constraints)
+        return search(model, self.pieces, state, log_probs64(model, top), k, eos=eos)
 
     def _exclude(self, show_unk: bool, eos: bool = True) -> tuple[int, ...]:
         if show_unk:
@@ -143,6 +143,8 @@ class Model:
 
         items, many = _many(prompts)
         model = self.check_forward()
+        if self.pieces is not None:
+            return self._complete_pieces(model, items, many, k, min_prob, match_accents)
         index = self._index.get(match_accents)
         if index is None:  # built once: each lookup is then two binary searches
             vocab = self.vocab
@@ -158,6 +160,25 @@ class Model:
             Completions(p, prefix, row.matches, row.mass, tuple(Completion(itos[i], a, b) for i, a, b in row.words))
             for p, (_, prefix), row in zip(items, split, rows)
         ]
+        return out if many else out[0]
+
+    def _complete_pieces(self, model, items: list[str], many: bool, k: int, min_prob: float, accents: bool):
+        """``complete`` for a word-piece model: the pieces are constrained to the typed letters, so the
+        words offered need not have been seen whole; ``matches`` is None (no vocabulary bounds them)."""
+        from .complete import split_prompt
+        from .generate import read_contexts
+        from .results.complete import Completion, Completions
+        from .wordsearch import complete, log_probs64
+
+        split = [split_prompt(p) for p in items]
+        contexts = [self._context(self.tokenizer.tokenize_prompt(context)) for context, _ in split]
+        state, top = read_contexts(model, contexts)
+        found = complete(model, self.pieces, state, log_probs64(model, top), [p for _, p in split], k, accents=accents)
+        out = []
+        for p, (_, prefix), (words, mass) in zip(items, split, found):
+            shown = [Completion(w, math.exp(lp), math.exp(lp) / mass if mass else 0.0) for w, lp in words]
+            shown = tuple(c for c in shown if c.match_prob >= min_prob)
+            out.append(Completions(p, prefix, None, mass, shown))
         return out if many else out[0]
 
     def generate(
@@ -312,8 +333,14 @@ class Model:
         items, many = _many(lines)
         model = self.check_forward()
         tokens = [self.tokenizer.tokenize(line) for line in items]
-        ids = [self.vocab.encode(t) for t in tokens]
-        logps = score_sequences(model, ids, self.vocab.eos_id)
+        if self.pieces is not None:
+            from .wordsearch import word_log_probs
+
+            logps = [word_log_probs(model, self.pieces, t) for t in tokens]
+            ids = [np.zeros(len(t), dtype=np.int64) - 1 for t in tokens]  # every word is spelled: none unknown
+        else:
+            ids = [self.vocab.encode(t) for t in tokens]
+            logps = score_sequences(model, ids, self.vocab.eos_id)
         unk = self.vocab.unk_id
         out = []
         for line, toks, tid, lp in zip(items, tokens, ids, logps):
@@ -357,6 +384,13 @@ class Model:
                 yield from self.tokenizer.iter_tokens(part)
             else:
                 raise UsageError(f"cannot read text from {type(part).__name__}: give a path, a file or lines")
+
+    def spell(self, word: str) -> list[str]:
+        """The pieces a word-piece model reads for one word (its first piece starts with ▁); a word
+        model reads the word itself, or ``<unk>``."""
+        if self.pieces is None:
+            return [word if word in self.vocab.stoi else self.vocab.itos[self.vocab.unk_id]]
+        return [self.pieces.piece(int(u)) for u in self.pieces.spell(word)]
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens of a text as `rnn tokenize` prints them: words outside the vocabulary as
@@ -434,7 +468,11 @@ class Model:
                 self.forward, self.backward, ids, self.vocab.eos_id, sample=fill_sample or 0, progress=fill_progress
             )
             filled = FillAccuracy(**{**f, "directions": tuple(f["directions"])})
-        if keystrokes:
+        if keystrokes and self.pieces is not None:
+            from .wordsearch import keystrokes as piece_keystrokes
+
+            typed = Keystrokes(**piece_keystrokes(self.forward, self.pieces, tokens, ids, suggestions, keystroke_progress))
+        elif keystrokes:
             index = PrefixIndex(self.vocab.itos, (self.vocab.unk_id, self.vocab.eos_id))
             ks = keystroke_savings(
                 self.forward, tokens, ids, index, self.vocab.eos_id, self.vocab.unk_id, suggestions, keystroke_progress

@@ -120,13 +120,18 @@ def _ones(size: int, dtype) -> np.ndarray:
 
 
 def score_targets_(
-    logits: np.ndarray, targets: np.ndarray, bias: np.ndarray | None = None
+    logits: np.ndarray, targets: np.ndarray, bias: np.ndarray | None = None, skip: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Log-probability of each target under softmax(logits + bias), and how many words outrank it.
 
     (N, V), (N,) -> (N,) float64 log-probabilities, (N,) int64 ranks (0 = the
     model's first choice).  Overwrites ``logits``; blocks and threads as in
     ``cross_entropy_``, so evaluation costs one pass over memory, not five.
+
+    Ranks follow the order of ``rnn predict`` (metrics.count_above): more probable words, and as
+    probable ones with a lower id, come first; the ties are counted only where the rank could be a
+    top-5 hit (RANKED), the only ranks anyone reads.  ``skip`` (``<unk>``, which predict never
+    offers) is never counted above a target, and a target that is ``skip`` ranks V (never a hit).
     """
     n, V = logits.shape
     block = max(1, _BLOCK_ELEMENTS // V)
@@ -149,6 +154,7 @@ def score_targets_(
             above = scratch[: b - a]
             np.copyto(above, np.greater(x, target, out=flags[: b - a]), casting="unsafe")
             rank[a:b] = above @ ones
+            _fix_ranks(x, target, targets[a:b], rank[a:b], skip)
             with np.errstate(over="ignore", under="ignore"):  # caught below, on the sums
                 e = np.exp(x, out=scratch[: b - a])
             sums = e @ ones  # (b,)
@@ -167,6 +173,25 @@ def score_targets_(
         for job in [_pool().submit(run, lo, min(lo + per_thread, n)) for lo in range(0, n, per_thread)]:
             job.result()
     return log_p, rank
+
+
+#: ranks below this get their ties and ``skip`` counted exactly (top-1 and top-5 read them)
+RANKED = 5
+
+
+def _fix_ranks(x: np.ndarray, target: np.ndarray, ids: np.ndarray, rank: np.ndarray, skip: int | None) -> None:
+    """Ranks of rows (b,) counted with strict ``>``: add the ties with a lower id and take ``skip``
+    out, for the rows that could be a hit (rank below RANKED), in place."""
+    rows = np.flatnonzero(rank < RANKED)
+    if rows.size:
+        xs, t, y = x[rows], target[rows], ids[rows]  # (r, V), (r, 1), (r,)
+        tied = (xs == t) & (np.arange(x.shape[1]) < y[:, None])  # (r, V)
+        if skip is not None:
+            tied[:, skip] = False
+            rank[rows] -= (xs[:, skip] > t[:, 0]).astype(rank.dtype)
+        rank[rows] += np.count_nonzero(tied, axis=1)
+    if skip is not None:
+        rank[ids == skip] = x.shape[1]
 
 
 def _available_cores() -> int:

@@ -282,7 +282,7 @@ class _Scoring:
             top, state, _ = model.hidden(np.ascontiguousarray(x[i : i + window]), state)
             hidden = top.reshape(-1, model.shape.hidden_size)
             targets = np.ascontiguousarray(y[i : i + window]).reshape(-1)
-            target_lp, rank_of = model.output.score(model.params, hidden, targets)
+            target_lp, rank_of = model.output.score(model.params, hidden, targets, self.unk_id)
             result.nll -= float(np.sum(target_lp))
             result.tokens += len(targets)
             if self.rank:

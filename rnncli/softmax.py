@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .functional import cross_entropy_, log_softmax, rows_per_block, score_targets_
+from .functional import _fix_ranks, cross_entropy_, log_softmax, rows_per_block, score_targets_
 
 SCORE_FLOATS = 1 << 22  # logits per slice of FullSoftmax.score: 16 MB of float32
 
@@ -61,8 +61,11 @@ class FullSoftmax:
     def log_probs(self, params, hidden: np.ndarray) -> np.ndarray:
         return log_softmax(self.logits(params, hidden))
 
-    def score(self, params, hidden: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each target's log-probability (N,) and rank (N,), in one fused pass.
+    def score(
+        self, params, hidden: np.ndarray, targets: np.ndarray, skip: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each target's log-probability (N,) and rank (N,), in one fused pass (ranks and ``skip``:
+        functional.score_targets_).
 
         The logits go through an array of this call's own, a slice of rows at a time: at most
         SCORE_FLOATS, which the allocator hands back from call to call without page faults (a
@@ -77,7 +80,7 @@ class FullSoftmax:
         for lo in range(0, N, rows):
             hi = min(lo + rows, N)
             part = np.matmul(hidden[lo:hi], W_T, out=logits[: hi - lo])
-            log_p[lo:hi], rank[lo:hi] = score_targets_(part, targets[lo:hi], params["decoder.bias"])
+            log_p[lo:hi], rank[lo:hi] = score_targets_(part, targets[lo:hi], params["decoder.bias"], skip)
         return log_p, rank
 
     def target_log_probs(self, params, hidden: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -149,11 +152,15 @@ class AdaptiveSoftmax:
             out[:, lo:hi] += head[:, self.shortlist + i, None]
         return out
 
-    def score(self, params, hidden: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each target's log-probability (N,) and rank (N,) among all V words."""
+    def score(
+        self, params, hidden: np.ndarray, targets: np.ndarray, skip: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each target's log-probability (N,) and rank (N,) among all V words (functional.score_targets_'s)."""
         log_probs = self.log_probs(params, hidden)
         target = log_probs[np.arange(len(targets)), targets]
-        return target.astype(np.float64), (log_probs > target[:, None]).sum(axis=1)
+        rank = (log_probs > target[:, None]).sum(axis=1)
+        _fix_ranks(log_probs, target[:, None], targets, rank, skip)
+        return target.astype(np.float64), rank
 
     def target_log_probs(self, params, hidden: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Each target's log-probability (N,) float64, as ``log_probs`` gives it, but each tail is

@@ -20,14 +20,15 @@ without a width, the reference the default width was measured against.
 
 from __future__ import annotations
 
+import bisect
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .model import RNNModel, State
-from .pieces import Pieces
+from .pieces import WORD_MARK, Pieces
 from .tokenizer import EOS, Vocab
 
 #: kept prefixes per query and round (measured: benchmarks/bench_pieces.py --width)
@@ -47,17 +48,6 @@ def log_begin(lp: np.ndarray, begins: np.ndarray) -> np.ndarray:
 
 def log_probs64(model: RNNModel, hidden: np.ndarray) -> np.ndarray:
     return model.log_probs(hidden).astype(np.float64)
-
-
-@dataclass
-class Constraint:
-    """What the words may be: ``allowed`` (V,) bool mask of first units, ``follows(units, text)``
-    the continuation units allowed after a prefix spelled ``text``, ``accept(word)`` the finished
-    words kept (word completion constrains all three to the typed letters)."""
-
-    first: np.ndarray | None = None
-    follows: Callable[[str], np.ndarray] | None = None
-    accept: Callable[[str], bool] | None = None
 
 
 class _Found:
@@ -87,6 +77,18 @@ def _take(state: State, rows: np.ndarray) -> State:
     return [tuple(a[rows] for a in layer) for layer in state]
 
 
+@dataclass
+class _Beam:
+    """Prefixes being searched, ``width`` rows per query (a dead row has log-probability -inf):
+    ``seqs[r]`` the units of row r, ``logp`` their probability (the first unit's given that a word
+    begins), ``state`` the model's state before the last unit of each row is read."""
+
+    queries: np.ndarray  # (A,) the queries still searching, in row order
+    seqs: list[tuple[int, ...]]
+    logp: np.ndarray  # (A*W,)
+    state: State
+
+
 def search(
     model: RNNModel,
     pieces: Pieces,
@@ -96,101 +98,194 @@ def search(
     *,
     width: int = DEFAULT_WIDTH,
     eos: bool = False,
-    constraints: Sequence[Constraint] | None = None,
     max_units: int = MAX_UNITS,
 ) -> list[list[tuple[str, float]]]:
     """The k most probable next words of each query, best first, as (word, log-probability).
 
     ``state``: the model's state after each query's context (Q rows); ``lp0`` (Q, V): its next-unit
-    log-probabilities.  ``eos``: ``<eos>`` may be one of the words.  ``constraints``: one per query
-    (word completion).  ``<unk>`` is never a word here."""
+    log-probabilities.  ``eos``: ``<eos>`` may be one of the words; ``<unk>`` never is."""
     out: list[list[tuple[str, float]]] = []
     for lo in range(0, len(lp0), _QUERIES):
         rows = np.arange(lo, min(lo + _QUERIES, len(lp0)))
-        cons = constraints[lo : lo + len(rows)] if constraints is not None else None
-        out += _search_block(model, pieces, _take(state, rows), lp0[rows], k, width, eos, cons, max_units)
+        found = [_Found(k) for _ in rows]
+        beam = _first_units(pieces, _take(state, rows), lp0[rows], found, width, eos)
+        _run(model, pieces, beam, found, width, max_units)
+        out += [f.best() for f in found]
     return out
 
 
-def _search_block(model, pieces, state, lp0, k, width, eos, constraints, max_units):
-    Q, W = len(lp0), width
-    found = [_Found(k) for _ in range(Q)]
-    begins = pieces.begins
-    lb0 = log_begin(lp0, begins)  # (Q,)
+def _first_units(pieces, state, lp0, found, W, eos) -> _Beam:
+    """The W most probable first units of each query (given that a word begins)."""
+    Q = len(lp0)
+    lb0 = log_begin(lp0, pieces.begins)  # (Q,)
     if eos:
         for q in range(Q):
-            if constraints is None or constraints[q].accept is None or constraints[q].accept(EOS):
-                found[q].add(EOS, float(lp0[q, Vocab.eos_id] - lb0[q]))
-    first = begins.copy()
+            found[q].add(EOS, float(lp0[q, Vocab.eos_id] - lb0[q]))
+    first = pieces.begins.copy()
     first[[Vocab.unk_id, Vocab.eos_id]] = False
-    scores = lp0 - lb0[:, None]  # (Q, V): the first unit, given that a word begins
+    scores = lp0 - lb0[:, None]  # (Q, V)
     scores[:, ~first] = -np.inf
-    if constraints is not None:
-        for q, c in enumerate(constraints):
-            if c.first is not None:
-                scores[q, ~c.first] = -np.inf
-    # the W best first units of every query: rows q*W .. q*W+W-1
     pick = np.argsort(-scores, axis=1, kind="stable")[:, :W]  # (Q, W)
     logp = np.take_along_axis(scores, pick, axis=1).reshape(-1)  # (Q*W,)
-    units = pick.reshape(-1)
-    seqs: list[tuple[int, ...]] = [(int(u),) for u in units]
-    state = _take(state, np.repeat(np.arange(Q), W))
-    active = np.arange(Q)  # the queries still searching; rows are active[i]*... in blocks of W
+    seqs = [(int(u),) for u in pick.reshape(-1)]
+    return _Beam(np.arange(Q), seqs, logp, _take(state, np.repeat(np.arange(Q), W)))
+
+
+def _run(model, pieces, beam: _Beam, found: list[_Found], W: int, max_units: int) -> None:
+    """Rounds of the beam search until no query's prefixes can beat its k-th word."""
+    begins = pieces.begins
     cont = np.flatnonzero(~begins)  # the units that continue a word
     for _ in range(max_units):
-        if not active.size:
+        if not beam.queries.size:
             break
-        top, state, _ = model.hidden(units.astype(np.int32)[None, :], state)
+        last = np.array([s[-1] if s else 0 for s in beam.seqs], dtype=np.int32)
+        top, state, _ = model.hidden(last[None, :], beam.state)
         lp = log_probs64(model, top[0])  # (R, V)
-        ended = logp + log_begin(lp, begins)  # (R,) the prefix as a finished word
-        _finish(found, active, W, ended, seqs, pieces, constraints)
-        ext = logp[:, None] + lp[:, cont]  # (R, C)
-        bounds = np.array([found[q].bound() for q in active])  # (A,)
-        ext[ext <= np.repeat(bounds, W)[:, None]] = -np.inf  # cannot beat the k-th word: dropped
-        if constraints is not None:
-            _constrain(ext, active, W, seqs, pieces, constraints, cont)
-        flat = ext.reshape(len(active), W * len(cont))  # (A, W*C)
-        take = min(W, flat.shape[1])
-        best = np.argpartition(-flat, take - 1, axis=1)[:, :take]  # (A, W)
+        _finish(found, beam, W, beam.logp + log_begin(lp, begins), pieces)
+        A = len(beam.queries)
+        ext = beam.logp[:, None] + lp[:, cont]  # (R, C)
+        bounds = np.repeat([found[q].bound() for q in beam.queries], W)  # (R,)
+        ext[ext <= bounds[:, None]] = -np.inf  # cannot beat the k-th word: dropped
+        flat = ext.reshape(A, W * len(cont))  # (A, W*C)
+        best = np.argpartition(-flat, W - 1, axis=1)[:, :W]  # (A, W)
         new_logp = np.take_along_axis(flat, best, axis=1)  # (A, W)
         alive = np.isfinite(new_logp).any(axis=1)  # a query whose every extension was dropped is done
-        rows = (np.arange(len(active))[:, None] * W + best // len(cont))[alive].reshape(-1)
+        rows = (np.arange(A)[:, None] * W + best // len(cont))[alive].reshape(-1)
         units = cont[(best % len(cont))[alive].reshape(-1)]
-        logp = new_logp[alive].reshape(-1)
-        seqs = [seqs[r] + (int(u),) for r, u in zip(rows.tolist(), units.tolist())]
-        state = _take(state, rows)
-        active = active[alive]
-    return [f.best() for f in found]
+        seqs = [beam.seqs[r] + (int(u),) for r, u in zip(rows.tolist(), units.tolist())]
+        beam = _Beam(beam.queries[alive], seqs, new_logp[alive].reshape(-1), _take(state, rows))
 
 
-def _finish(found, active, W, ended, seqs, pieces, constraints) -> None:
+def _finish(found, beam: _Beam, W: int, ended: np.ndarray, pieces) -> None:
     """Offer each finished prefix as a word to its query: its own spelling only, above the k-th."""
-    bounds = {int(q): found[q].bound() for q in active}
+    bounds = {int(q): found[q].bound() for q in beam.queries}
     for r in np.flatnonzero(np.isfinite(ended)).tolist():
-        q = int(active[r // W])
+        q = int(beam.queries[r // W])
         if ended[r] <= bounds[q]:
             continue
-        seq = seqs[r]
+        seq = beam.seqs[r]
         word = pieces.join(seq)
         spelled = pieces.spell(word)
         if len(spelled) != len(seq) or tuple(spelled.tolist()) != seq:
             continue  # another spelling of these letters: not the word the model learnt
-        c = constraints[q] if constraints is not None else None
-        if c is not None and c.accept is not None and not c.accept(word):
-            continue
         found[q].add(word, float(ended[r]))
         bounds[q] = found[q].bound()
 
 
-def _constrain(ext, active, W, seqs, pieces, constraints, cont) -> None:
-    for i, q in enumerate(active.tolist()):
-        c = constraints[q]
-        if c.follows is None:
-            continue
-        for j in range(W):
-            r = i * W + j
-            if r < len(seqs):
-                ext[r, ~c.follows(pieces.join(seqs[r]))[cont]] = -np.inf
+# ---------------------------------------------------------------- completion
+def complete(
+    model: RNNModel,
+    pieces: Pieces,
+    state: State,
+    lp0: np.ndarray,
+    prefixes: Sequence[str],
+    k: int,
+    *,
+    accents: bool = False,
+    width: int = DEFAULT_WIDTH,
+    max_units: int = MAX_UNITS,
+) -> list[tuple[list[tuple[str, float]], float]]:
+    """Word completion for a word-piece model: per query, the k most probable words whose match key
+    starts with the typed prefix's (complete.match_key: case and, unless ``accents``, accents
+    ignored), as (word, log-probability), and the probability that the next word starts so.
+
+    The units that can spell the prefix are followed exactly (every way of spelling the typed
+    letters, a handful); the prefixes that cover it are the roots of the beam search, and their
+    probabilities add up to the probability of the typed letters."""
+    from .complete import match_key
+
+    out = []
+    for q, typed in enumerate(prefixes):
+        found = [_Found(k)]
+        roots, mass = _covering(model, pieces, _take(state, np.array([q])), lp0[q], match_key(typed, accents), accents)
+        if roots:
+            roots.sort(key=lambda r: -r[1])
+            roots = roots[:width] + [((), -np.inf, None)] * max(0, width - len(roots))
+            live = [r for r in roots if r[2] is not None]
+            rows = [i for i, r in enumerate(roots) if r[2] is not None]
+            stacked = _stack([r[2] for r in live], rows, width, model)
+            beam = _Beam(np.array([0]), [r[0] for r in roots], np.array([r[1] for r in roots]), stacked)
+            _run(model, pieces, beam, found, width, max_units)
+        out.append((found[0].best(), mass))
+    return out
+
+
+class _KeyIndex:
+    """Units by the letters they spell (complete.match_key), for the two questions completion asks:
+    which units spell a start of the typed letters, and which spell all of them and go on."""
+
+    def __init__(self, pieces: Pieces, accents: bool, units: np.ndarray):
+        from .complete import match_key
+
+        itos = pieces.vocab.itos
+        keyed = []
+        for u in units.tolist():
+            p = itos[u]
+            if u > Vocab.eos_id and not (p.startswith("<0x") and p.endswith(">")):  # no special, no byte
+                keyed.append((match_key(p.lstrip(WORD_MARK), accents), u))
+        keyed.sort()
+        self.keys = [k for k, _ in keyed]
+        self.ids = [u for _, u in keyed]
+        self.by_key: dict[str, list[int]] = {}
+        for k, u in keyed:
+            self.by_key.setdefault(k, []).append(u)
+
+    def within(self, rest: str) -> list[tuple[int, int]]:
+        """(unit, letters) of the units that spell a proper start of ``rest`` (the empty one included)."""
+        return [(u, n) for n in range(len(rest)) for u in self.by_key.get(rest[:n], ())]
+
+    def beyond(self, rest: str) -> list[int]:
+        """The units that spell all of ``rest``, and maybe more."""
+        lo = bisect.bisect_left(self.keys, rest)
+        hi = bisect.bisect_left(self.keys, rest + "\U0010ffff", lo)
+        return self.ids[lo:hi]
+
+
+def _indexes(pieces: Pieces, accents: bool) -> tuple[_KeyIndex, _KeyIndex]:
+    """(first units, continuation units) indexed by their letters, built once per piece model."""
+    cache = pieces.__dict__.setdefault("_key_indexes", {})
+    if accents not in cache:
+        cache[accents] = (
+            _KeyIndex(pieces, accents, np.flatnonzero(pieces.begins)),
+            _KeyIndex(pieces, accents, np.flatnonzero(~pieces.begins)),
+        )
+    return cache[accents]
+
+
+def _covering(model, pieces, state, lp0, key: str, accents: bool):
+    """The unit sequences that spell the typed ``key`` and end with it or go beyond it:
+    [(units, log-probability, state before the last unit)], and their total probability."""
+    first, rest_index = _indexes(pieces, accents)
+    lb0 = float(log_begin(lp0[None, :], pieces.begins)[0])
+    roots: list = [((u,), float(lp0[u]) - lb0, state) for u in first.beyond(key)]
+    inside = [((u,), float(lp0[u]) - lb0, n, state) for u, n in first.within(key)]
+    for _ in range(len(key) + 2):
+        if not inside:
+            break
+        last = np.array([s[-1] for s, _, _, _ in inside], dtype=np.int32)
+        st = _stack([i[3] for i in inside], list(range(len(inside))), len(inside), model)
+        top, after, _ = model.hidden(last[None, :], st)
+        lp = log_probs64(model, top[0])
+        current, inside = inside, []
+        for r, (seq, logp, done, _) in enumerate(current):
+            here = _take(after, np.array([r]))
+            rest = key[done:]
+            roots += [(seq + (c,), logp + float(lp[r, c]), here) for c in rest_index.beyond(rest)]
+            inside += [(seq + (c,), logp + float(lp[r, c]), done + n, here) for c, n in rest_index.within(rest)]
+        inside.sort(key=lambda item: -item[1])
+        inside = inside[: 4 * DEFAULT_WIDTH]  # a pathological vocabulary: keep the search bounded
+    mass = float(np.exp(np.logaddexp.reduce([r[1] for r in roots]))) if roots else 0.0
+    return roots, mass
+
+
+def _stack(states: list, rows: list[int], width: int, model: RNNModel) -> State:
+    """One state of ``width`` rows: row ``rows[i]`` from ``states[i]`` (one row each), zeros elsewhere."""
+    out = model.initial_state(width)
+    for i, st in zip(rows, states):
+        for layer, src in zip(out, st):
+            for a, b in zip(layer, src):
+                a[i] = b[0]
+    return out
 
 
 def exact_search(
@@ -225,27 +320,91 @@ def word_hits(
     """(top-1 hits, top-5 hits) of the whole next word over a text's unit stream read after <eos>:
     at each word's start, the five words the search offers (``<eos>`` may be one, ``<unk>`` never)
     against the word that comes (``words``, one per word of the stream)."""
-    inputs = np.concatenate([[Vocab.eos_id], units[:-1]]).astype(np.int32)
-    starts = np.flatnonzero(pieces.begins[units])  # (W,) the step before which each word begins
-    if len(starts) != len(words):
-        raise ValueError(f"{len(words)} words but {len(starts)} word beginnings in the units")
+    if int(pieces.begins[units].sum()) != len(words):
+        raise ValueError(f"{len(words)} words but {int(pieces.begins[units].sum())} word beginnings in the units")
     top1 = top5 = 0
+    for first, st, lp0 in _word_starts(model, pieces, units):
+        for i, best in enumerate(search(model, pieces, st, lp0, 5, width=width, eos=True)):
+            offered = [w for w, _ in best]
+            top1 += bool(offered) and offered[0] == words[first + i]
+            top5 += words[first + i] in offered
+    return top1, top5
+
+
+def _word_starts(model: RNNModel, pieces: Pieces, units: np.ndarray, window: int = 256):
+    """At each word of a unit stream read after <eos>: yields (index of the first word in the block,
+    the state before each word of the block (n rows), their next-unit log-probabilities (n, V))."""
+    inputs = np.concatenate([[Vocab.eos_id], units[:-1]]).astype(np.int32)
+    starts = np.flatnonzero(pieces.begins[units])  # the step before which each word begins
     state = model.initial_state(1)
-    window = 256
     for lo in range(0, len(inputs), window):
         top, after, cache = model.hidden(inputs[lo : lo + window, None], state, keep_cache=True)
-        here = starts[(starts >= lo) & (starts < lo + window)]  # the words that begin in this window
+        here = starts[(starts >= lo) & (starts < lo + window)]
         if here.size:
-            steps = model.step_states(cache)  # per layer (T, 1, H): the state after each step
             rows = here - lo
-            st = [tuple(a[rows, 0] for a in layer) for layer in steps]  # (n, H) per array
-            lp0 = log_probs64(model, top[rows, 0])
-            found = search(model, pieces, st, lp0, 5, width=width, eos=True)
-            first = np.searchsorted(starts, here[0])
-            for i, best in enumerate(found):
-                target = words[first + i]
-                offered = [w for w, _ in best]
-                top1 += bool(offered) and offered[0] == target
-                top5 += target in offered
+            steps = model.step_states(cache)  # per layer (T, 1, H): the state after each step
+            st = [tuple(a[rows, 0] for a in layer) for layer in steps]
+            yield int(np.searchsorted(starts, here[0])), st, log_probs64(model, top[rows, 0])
         state = after
-    return top1, top5
+
+
+def keystrokes(
+    model: RNNModel,
+    pieces: Pieces,
+    tokens: Sequence[str],
+    units: np.ndarray,
+    suggestions: int = 3,
+    progress=None,
+    width: int = DEFAULT_WIDTH,
+) -> dict:
+    """The keystroke saving rate of a word-piece model, as complete.keystroke_savings defines it for a
+    word model: before each letter the ``suggestions`` words that word completion offers for the
+    letters typed so far are shown, and a shown word costs one keystroke.  Any word can be shown."""
+    letters = keystrokes_total = words = 0
+    for first, st, lp0 in _word_starts(model, pieces, units):
+        shown = search(model, pieces, st, lp0, suggestions, width=width)  # before any letter is typed
+        for i, offered in enumerate(shown):
+            word = tokens[first + i]
+            if word == EOS:
+                continue
+            letters += len(word)
+            words += 1
+            keystrokes_total += _cost(model, pieces, _take(st, np.array([i])), lp0[i], word, offered, suggestions)
+        if progress is not None:
+            progress(first + len(shown), len(tokens))
+    return {
+        "suggestions": suggestions,
+        "words": words,
+        "letters": letters,
+        "keystrokes": keystrokes_total,
+        "saving_rate": 1.0 - keystrokes_total / letters if letters else 0.0,
+    }
+
+
+def _cost(model, pieces, state, lp0, word: str, offered, suggestions: int) -> int:
+    """Keystrokes to enter ``word``: the letters typed until it is shown, plus one to pick it."""
+    if word in (w for w, _ in offered):
+        return 1
+    for j in range(1, len(word)):  # at j = len(word) a pick would cost more than the last letter
+        found, _ = complete(model, pieces, state, lp0[None, :], [word[:j]], suggestions)[0]
+        if word in (w for w, _ in found):
+            return j + 1
+    return len(word)
+
+
+def word_log_probs(model: RNNModel, pieces: Pieces, words: Sequence[str]) -> np.ndarray:
+    """Each word's log-probability given the words before it, read after <eos> from a zero state:
+    (len(words),) float64, by the definition above (first unit given that a word begins, times the
+    boundary after the word; <eos> and <unk> need none)."""
+    if not len(words):
+        return np.zeros(0)
+    units, starts = pieces.encode(words)
+    inputs = np.concatenate([[Vocab.eos_id], units]).astype(np.int32)  # the last unit is read too
+    top, _, _ = model.hidden(inputs[:, None], model.initial_state(1))  # (N+1, 1, H)
+    lp = log_probs64(model, top[:, 0])  # (N+1, V): row t predicts units[t]; row N what follows
+    unit_lp = lp[np.arange(len(units)), units]
+    begin = log_begin(lp[np.append(starts, len(units))], pieces.begins)  # at each word's start, and at the end
+    out = np.add.reduceat(unit_lp, starts) - begin[:-1]
+    plain = np.array([w not in (EOS, pieces.vocab.itos[Vocab.unk_id]) for w in words])
+    out[plain] += begin[1:][plain]  # the boundary after the word
+    return out

@@ -167,7 +167,7 @@ CASES = [
     case("eval-batch-size", "eval", "-c", D, "--batch-size", "10", "test.txt"),
     case("eval-max-ppl-pass", "eval", "-c", D, "--max-ppl", "150", "--format", "json", "test.txt"),
     case("eval-max-ppl-fail", "eval", "-c", D, "--max-ppl", "10", "test.txt"),
-    case("eval-min-top5-pass", "eval", "-c", D, "--min-top5", "0.4", "test.txt"),
+    case("eval-min-top5-pass", "eval", "-c", D, "--min-top5", "0.3", "test.txt"),
     case("eval-min-top5-fail-json", "eval", "-c", D, "--min-top5", "0.9", "--format", "json", "test.txt"),
     case("eval-fill", "eval", "-c", D, "--fill", "--fill-sample", "200", "test.txt"),
     case("eval-fill-json", "eval", "-c", D, "--fill", "--fill-sample", "50", "--format", "json", "test.txt"),

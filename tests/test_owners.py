@@ -95,11 +95,6 @@ def test_ranks_put_ties_at_the_lower_id_as_predict_lists_them():
     assert count_above(np.array([0.4, 0.4, 0.1]), 0.4, 2, np.array([1, 3, 0])) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="functional.score_targets_ and AdaptiveSoftmax.score (another owner's) count only the strictly "
-    "more probable words: eval's top-1 gives a tie to the target; to change there (issue 19 report)",
-)
 def test_eval_and_eval_fill_agree_on_a_tie():
     model, eos = _tied_model(), 0
     ids = np.array([2, 1], dtype=np.int32)  # 2 ties with 1 at the top, and 1 is the lower id

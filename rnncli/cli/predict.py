@@ -268,9 +268,10 @@ def _completions(found, first: int, many: bool, fmt: str, where: str) -> list[st
 
     out = []
     for number, c in enumerate(found, start=first):
-        if not c.matches:
+        if c.matches == 0 or (c.matches is None and not c.match_mass):  # None: a word-piece model
             at = f" (prompt {number})" if many else ""
-            click.echo(f"rnn: no word of the vocabulary starts with {c.prefix!r}{at}", err=True)
+            known = "of the vocabulary " if c.matches == 0 else "the model can spell "
+            click.echo(f"rnn: no word {known}starts with {c.prefix!r}{at}", err=True)
         if fmt == "json":
             out.append(strictjson.dumps(dict(asdict(c), checkpoint=where), ensure_ascii=False))
         elif fmt == "tsv":

@@ -237,15 +237,24 @@ def _eval_lines(out: dict) -> list[str]:
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
 @checkpoint_option
 @errors_option
+@click.option(
+    "--pieces",
+    "show_pieces",
+    is_flag=True,
+    help="A word-piece model: print the pieces the network reads (a word's first piece starts with ▁).",
+)
 @reports_errors
-def tokenize(files, checkpoint, errors):
+def tokenize(files, checkpoint, errors, show_pieces):
     """Print text (FILES, or stdin) exactly as the model sees it.
 
     One sentence per line (each <eos> ends a line and is not printed), tokens
     separated by single spaces, <unk> for every word outside the vocabulary, so
     that other tools (an n-gram toolkit, grep, a spreadsheet) count the same tokens.
+    A word-piece model has no word outside it; --pieces shows how it spells each word.
     """
     model = open_model(checkpoint)
+    if show_pieces and model.pieces is None:
+        raise usage("--pieces: this checkpoint reads whole words (tokenizer.units: words); it has no pieces to show")
     # each file on its own, as eval and train read them: a file's last line never runs into the next
     sources, _ = text_sources(files, "tokenize", reading_of(model, errors))
     sentence: list[str] = []
@@ -258,7 +267,7 @@ def tokenize(files, checkpoint, errors):
                 write_lines(out)
                 out = []
         else:
-            sentence.append(token)
+            sentence.append(" ".join(model.spell(token)) if show_pieces else token)
     if sentence:
         out.append(" ".join(sentence))
     write_lines(out)

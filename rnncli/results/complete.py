@@ -20,11 +20,13 @@ class Completion:
 @dataclass(frozen=True)
 class Completions(_Listed):
     """The completions of one prompt: its context's unfinished word ``prefix``, how many vocabulary
-    words start with it (``matches``) and their total probability (``match_mass``); best first."""
+    words start with it (``matches``; None for a word-piece model, whose words no vocabulary bounds)
+    and their total probability (``match_mass``: for a word-piece model, that the next word starts
+    with the prefix); best first."""
 
     _items = "predictions"
     prompt: str
     prefix: str
-    matches: int
+    matches: int | None
     match_mass: float
     predictions: tuple[Completion, ...] = ()
