@@ -471,7 +471,8 @@ class Model:
         if keystrokes and self.pieces is not None:
             from .wordsearch import keystrokes as piece_keystrokes
 
-            typed = Keystrokes(**piece_keystrokes(self.forward, self.pieces, tokens, ids, suggestions, keystroke_progress))
+            ks = piece_keystrokes(self.forward, self.pieces, tokens, ids, suggestions, keystroke_progress)
+            typed = Keystrokes(**ks)
         elif keystrokes:
             index = PrefixIndex(self.vocab.itos, (self.vocab.unk_id, self.vocab.eos_id))
             ks = keystroke_savings(
