@@ -247,6 +247,10 @@ class Model:
         out = []
         for prompt in items:
             toks = self.tokenizer.tokenize_prompt(prompt)
+            if self.pieces is not None:
+                found = self._beam_words(model, toks, words, width, stop_at_eos)
+                out.append([Beam(detokenize(toks + list(ws)), tuple(ws), lp) for ws, lp in found])
+                continue
             found = beam_search(
                 model, self._context(toks), words, width, exclude=self._exclude(show_unk, eos=False), stop_id=stop
             )
@@ -256,6 +260,26 @@ class Model:
                 beams.append(Beam(detokenize(toks + cont), tuple(cont), logprob))
             out.append(beams)
         return out if many else out[0]
+
+    def _beam_words(self, model, tokens: list[str], n: int, width: int, stop_at_eos: bool):
+        """Beam search over whole words for a word-piece model: each hypothesis is extended by the
+        ``width`` most probable next words that the piece search finds (``<eos>`` among them; with
+        ``stop_at_eos`` it ends a hypothesis); the ``width`` best by log-probability are kept."""
+        from .generate import read_contexts
+        from .tokenizer import EOS
+        from .wordsearch import log_probs64, search
+
+        beams: list[tuple[tuple[str, ...], float]] = [((), 0.0)]
+        for _ in range(n):
+            live = [b for b in beams if not (stop_at_eos and b[0] and b[0][-1] == EOS)]
+            if not live:
+                break
+            state, top = read_contexts(model, [self._context(tokens + list(ws)) for ws, _ in live])
+            found = search(model, self.pieces, state, log_probs64(model, top), width, eos=True)
+            grown = [(ws + (w,), lp + wlp) for (ws, lp), nxt in zip(live, found) for w, wlp in nxt]
+            done = [b for b in beams if b not in live]
+            beams = sorted(done + grown, key=lambda b: (-b[1], b[0]))[:width]
+        return beams
 
     # ------------------------------------------------------------------ fill
     def fill_sizes(self, shortlist: int | None = None, beam: int | None = None) -> tuple[int, int]:
@@ -465,7 +489,13 @@ class Model:
         filled = typed = None
         if fill:
             f = fill_accuracy(
-                self.forward, self.backward, ids, self.vocab.eos_id, sample=fill_sample or 0, progress=fill_progress
+                self.forward,
+                self.backward,
+                ids,
+                self.vocab.eos_id,
+                sample=fill_sample or 0,
+                progress=fill_progress,
+                unk_id=self.vocab.unk_id,
             )
             filled = FillAccuracy(**{**f, "directions": tuple(f["directions"])})
         if keystrokes and self.pieces is not None:

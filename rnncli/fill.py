@@ -83,6 +83,7 @@ class Blanked:
     line: str
     pieces: list[np.ndarray]
     spans: list[tuple[int, int]]
+    tokens: list[list[str]] | None = None  # the words of each piece (what a word-piece model spells)
 
     @property
     def blanks(self) -> int:
@@ -135,7 +136,7 @@ def split_line(line: str, tokenizer: Tokenizer, vocab: Vocab, pattern: re.Patter
         )
     if tokens[-1][-1] != EOS:
         tokens[-1] = tokens[-1] + [EOS]
-    return Blanked(line, [vocab.encode(t).astype(np.int32) for t in tokens], spans)
+    return Blanked(line, [vocab.encode(t).astype(np.int32) for t in tokens], spans, tokens)
 
 
 def reversed_pieces(pieces: Sequence[np.ndarray], eos_id: int) -> list[np.ndarray]:
@@ -445,29 +446,30 @@ def fill_accuracy(
     chunk: int = _EVAL_CHUNK,
     combine: str = "product",
     progress: Callable[[int, int], None] | None = None,
+    unk_id: int | None = None,
 ) -> dict:
     """Blank each position of a token stream in turn and fill it from its sentence (the ids between
     the <eos> around it): top-1 and top-5 accuracy of the fill, beside the forward model's ordinary
     next-word top-1/top-5 at the same positions (None without a forward model).
 
-    Both rank every word but <eos> (a position is never one); <unk> counts as a word, so an
-    unknown word is right when <unk> is named, in both.  ``progress(done, total)`` hears how many
-    positions have been filled after each batch.
+    Both rank every word but <eos> (a position is never one) and ``unk_id``: as `rnn predict` and
+    `rnn eval`'s top-1/top-5, <unk> is never offered, so an unknown word is never right.
+    ``progress(done, total)`` hears how many positions have been filled after each batch.
     """
     ids = np.asarray(ids, dtype=np.int32)
     positions = blank_positions(ids, eos_id, sample, seed)
     fill1 = fill5 = next1 = next5 = done = 0
+    never = (eos_id,) if unk_id is None else (eos_id, unk_id)
     for items, golds in _blanked_batches(ids, positions, eos_id, chunk):
-        ranked = fill_one_blank(
-            forward, backward, items, eos_id, shortlist=shortlist, exclude=(eos_id,), combine=combine
-        )
+        ranked = fill_one_blank(forward, backward, items, eos_id, shortlist=shortlist, exclude=never, combine=combine)
         for r, g in zip(ranked, golds):
             words = [f[0] for f in r.fills[:5]]
             fill1 += bool(words) and words[0] == g
             fill5 += g in words
         if forward is not None:
             _, logp = _read(forward, [np.concatenate([[eos_id], left]).astype(np.int32) for left, _ in items])
-            rank = ranks(mask_out_(logp, (eos_id,)), np.array(golds))  # ties to the lower id, as predict lists
+            rank = ranks(mask_out_(logp, never), np.array(golds))  # ties to the lower id, as predict lists
+            rank[np.isin(golds, never)] = logp.shape[1]  # an unknown word: never a hit
             next1 += int(np.sum(rank == 0))
             next5 += int(np.sum(rank < 5))
         done += len(golds)

@@ -77,6 +77,8 @@ def test_defaults_match_the_contract():
             "max_vocab": 0,
             "sentence_eos": True,
             "line_eos": True,
+            "units": "words",
+            "pieces": 2000,
         },
         "model": {
             "cell": "rnn",
@@ -127,7 +129,7 @@ def test_sections_are_typed_dataclasses():
 def test_describe_keys_lists_every_key_with_default_and_help():
     infos = describe_keys()
     assert [k.path for k in infos] == list(KEYS)
-    assert len(KEYS) == 7 + 6 + 11 + 16 + 5
+    assert len(KEYS) == 7 + 8 + 11 + 16 + 5
     defaults = config_to_dict(Config())
     for info in infos:
         section, key = info.path.split(".")
