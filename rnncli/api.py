@@ -208,20 +208,22 @@ class Model:
         items, many = _many(prompts)
         model = self.check_forward()
         tokens = [self.tokenizer.tokenize_prompt(p) for p in items]
-        results = generate(
-            model,
-            [self._context(t) for t in tokens],
-            words,
-            prompt_rngs(seed, first_line, len(items)),
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            exclude=self._exclude(show_unk, eos=False),
-            stop_id=self.vocab.eos_id if stop_at_eos else None,
-        )
+        contexts, rngs = [self._context(t) for t in tokens], prompt_rngs(seed, first_line, len(items))
+        if self.pieces is not None:  # whole words, drawn a piece at a time
+            from .piecegen import sample_words
+
+            results = sample_words(
+                model, self.pieces, contexts, words, rngs, temperature=temperature, top_k=top_k, top_p=top_p,
+                show_unk=show_unk, stop_at_eos=stop_at_eos,
+            )  # fmt: skip
+        else:
+            found = generate(
+                model, contexts, words, rngs, temperature=temperature, top_k=top_k, top_p=top_p,
+                exclude=self._exclude(show_unk, eos=False), stop_id=self.vocab.eos_id if stop_at_eos else None,
+            )  # fmt: skip
+            results = [(self.vocab.decode(ids), logprob) for ids, logprob in found]
         out = []
-        for prompt, toks, (ids, logprob) in zip(items, tokens, results):
-            cont = self.vocab.decode(ids)
+        for prompt, toks, (cont, logprob) in zip(items, tokens, results):
             text = detokenize(toks + cont)
             out.append(Generation(prompt, text, tuple(cont), logprob) if details else text)
         return out if many else out[0]

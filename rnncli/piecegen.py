@@ -8,7 +8,7 @@ per step, until it holds ``n`` finished words:
   (``generate.filter_distribution``: temperature, then ``top_k``, then ``top_p``; temperature 0
   takes the most probable allowed unit, the lower id on a tie), by inverse CDF with one uniform
   from the context's own generator (``generate.prompt_rngs``), so batching never changes a
-  prompt's draws.
+  prompt's draws (given a forward pass that agrees to the last bit, as generate.py says).
 - Where a word must begin (the first unit after the context, and the unit after ``<eos>`` or
   ``<unk>``), the units that continue a word get probability 0 before the shaping; so do all of
   them once a word holds ``max_units`` units (``wordsearch.MAX_UNITS``).  After a lone word mark
@@ -161,7 +161,7 @@ def _take_unit(row: _Row, begins: np.ndarray, unit: int, lp: float, lb: float, n
         row.logp += lb
         row.spellings.append(row.units)
         row.units = []
-        if len(row.spellings) == n + 1:  # the unit only told that word n ended
+        if len(row.spellings) == n:  # the unit only told that word n ended
             row.done = True
             return
     row.logp += lp - lb if starts else lp  # a word's first unit: given that a word begins

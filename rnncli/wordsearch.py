@@ -53,15 +53,16 @@ def log_probs64(model: RNNModel, hidden: np.ndarray) -> np.ndarray:
 class _Found:
     """The best finished words of one query: at most k, best first."""
 
-    __slots__ = ("k", "words")
+    __slots__ = ("floor", "k", "words")
 
-    def __init__(self, k: int):
-        self.k, self.words = k, {}
+    def __init__(self, k: int, floor: float = -np.inf):
+        self.k, self.words, self.floor = k, {}, floor
 
     def bound(self) -> float:
+        """What a word must beat to matter: the k-th word found, or the floor."""
         if len(self.words) < self.k:
-            return -np.inf
-        return sorted(self.words.values(), reverse=True)[self.k - 1]
+            return self.floor
+        return max(self.floor, sorted(self.words.values(), reverse=True)[self.k - 1])
 
     def add(self, word: str, logp: float) -> None:
         if logp > self.words.get(word, -np.inf):
@@ -99,15 +100,18 @@ def search(
     width: int = DEFAULT_WIDTH,
     eos: bool = False,
     max_units: int = MAX_UNITS,
+    floors: np.ndarray | None = None,
 ) -> list[list[tuple[str, float]]]:
     """The k most probable next words of each query, best first, as (word, log-probability).
 
     ``state``: the model's state after each query's context (Q rows); ``lp0`` (Q, V): its next-unit
-    log-probabilities.  ``eos``: ``<eos>`` may be one of the words; ``<unk>`` never is."""
+    log-probabilities.  ``eos``: ``<eos>`` may be one of the words; ``<unk>`` never is.
+    ``floors`` (Q,): only the words above a query's floor are wanted (a prefix at or below it is
+    dropped, which leaves the words above it and their order as they are)."""
     out: list[list[tuple[str, float]]] = []
     for lo in range(0, len(lp0), _QUERIES):
         rows = np.arange(lo, min(lo + _QUERIES, len(lp0)))
-        found = [_Found(k) for _ in rows]
+        found = [_Found(k, -np.inf if floors is None else float(floors[q])) for q in rows]
         beam = _first_units(pieces, _take(state, rows), lp0[rows], found, width, eos)
         _run(model, pieces, beam, found, width, max_units)
         out += [f.best() for f in found]
@@ -120,11 +124,13 @@ def _first_units(pieces, state, lp0, found, W, eos) -> _Beam:
     lb0 = log_begin(lp0, pieces.begins)  # (Q,)
     if eos:
         for q in range(Q):
-            found[q].add(EOS, float(lp0[q, Vocab.eos_id] - lb0[q]))
+            if lp0[q, Vocab.eos_id] - lb0[q] > found[q].floor:
+                found[q].add(EOS, float(lp0[q, Vocab.eos_id] - lb0[q]))
     first = pieces.begins.copy()
     first[[Vocab.unk_id, Vocab.eos_id]] = False
     scores = lp0 - lb0[:, None]  # (Q, V)
     scores[:, ~first] = -np.inf
+    scores[scores <= np.array([f.floor for f in found])[:, None]] = -np.inf
     pick = np.argsort(-scores, axis=1, kind="stable")[:, :W]  # (Q, W)
     logp = np.take_along_axis(scores, pick, axis=1).reshape(-1)  # (Q*W,)
     seqs = [(int(u),) for u in pick.reshape(-1)]
@@ -318,24 +324,33 @@ def word_hits(
     model: RNNModel, pieces: Pieces, units: np.ndarray, words: Sequence[str], width: int = DEFAULT_WIDTH
 ) -> tuple[int, int]:
     """(top-1 hits, top-5 hits) of the whole next word over a text's unit stream read after <eos>:
-    at each word's start, the five words the search offers (``<eos>`` may be one, ``<unk>`` never)
-    against the word that comes (``words``, one per word of the stream)."""
-    if int(pieces.begins[units].sum()) != len(words):
-        raise ValueError(f"{len(words)} words but {int(pieces.begins[units].sum())} word beginnings in the units")
+    at each word's start, whether the word that comes (``words``, one per word of the stream) is
+    the first, or among the five, that the search offers (``<eos>`` may be one, ``<unk>`` never).
+
+    The search looks only for the words more probable than the one that comes (its probability is
+    the floor): they decide its place, and finding them is cheap when it is probable."""
+    begins = pieces.begins
+    if int(begins[units].sum()) != len(words):
+        raise ValueError(f"{len(words)} words but {int(begins[units].sum())} word beginnings in the units")
+    starts = np.flatnonzero(begins[units])
     top1 = top5 = 0
-    for first, st, lp0 in _word_starts(model, pieces, units):
-        for i, best in enumerate(search(model, pieces, st, lp0, 5, width=width, eos=True)):
-            offered = [w for w, _ in best]
+    for first, st, lp0, floors in _word_starts(model, pieces, units, starts):
+        for i, best in enumerate(search(model, pieces, st, lp0, 5, width=width, eos=True, floors=floors)):
+            offered = [w for w, _ in best]  # the target and the words above it, in predict's order
             top1 += bool(offered) and offered[0] == words[first + i]
             top5 += words[first + i] in offered
     return top1, top5
 
 
-def _word_starts(model: RNNModel, pieces: Pieces, units: np.ndarray, window: int = 256):
+def _word_starts(model: RNNModel, pieces: Pieces, units: np.ndarray, starts=None, window: int = 256):
     """At each word of a unit stream read after <eos>: yields (index of the first word in the block,
-    the state before each word of the block (n rows), their next-unit log-probabilities (n, V))."""
+    the state before each word of the block (n rows), their next-unit log-probabilities (n, V), and
+    each word's log-probability less a millionth of a nat (n,), -inf where the word runs past the
+    block).  ``starts``: where the words begin (computed when not given)."""
     inputs = np.concatenate([[Vocab.eos_id], units[:-1]]).astype(np.int32)
-    starts = np.flatnonzero(pieces.begins[units])  # the step before which each word begins
+    if starts is None:
+        starts = np.flatnonzero(pieces.begins[units])  # the step before which each word begins
+    special = np.isin(units, (Vocab.unk_id, Vocab.eos_id))
     state = model.initial_state(1)
     for lo in range(0, len(inputs), window):
         top, after, cache = model.hidden(inputs[lo : lo + window, None], state, keep_cache=True)
@@ -344,8 +359,30 @@ def _word_starts(model: RNNModel, pieces: Pieces, units: np.ndarray, window: int
             rows = here - lo
             steps = model.step_states(cache)  # per layer (T, 1, H): the state after each step
             st = [tuple(a[rows, 0] for a in layer) for layer in steps]
-            yield int(np.searchsorted(starts, here[0])), st, log_probs64(model, top[rows, 0])
+            lp = log_probs64(model, top[:, 0])  # (T, V)
+            yield (
+                int(np.searchsorted(starts, here[0])),
+                st,
+                lp[rows],
+                _floors(lp, units[lo : lo + len(lp)], rows, special[lo:], pieces),
+            )
         state = after
+
+
+def _floors(lp: np.ndarray, units: np.ndarray, rows: np.ndarray, special: np.ndarray, pieces: Pieces) -> np.ndarray:
+    """Each word's log-probability (the definition above) from a block's log-probabilities (T, V),
+    less 1e-6 (a word exactly as probable still counts above it: ties are the search's to order);
+    -inf for the last word when its boundary is not in the block."""
+    T = len(lp)
+    unit_lp = lp[np.arange(T), units]  # (T,)
+    lb = log_begin(lp, pieces.begins)  # (T,)
+    ends = np.append(rows[1:], T)  # each word's units run to the next start
+    out = np.add.reduceat(unit_lp, rows) - lb[rows]
+    tail = ends < T
+    plain = ~special[rows]
+    out[tail & plain] += lb[ends[tail & plain]]
+    out[~tail & plain] = -np.inf  # the boundary lies in the next block: no floor
+    return out - 1e-6
 
 
 def keystrokes(
@@ -361,7 +398,7 @@ def keystrokes(
     word model: before each letter the ``suggestions`` words that word completion offers for the
     letters typed so far are shown, and a shown word costs one keystroke.  Any word can be shown."""
     letters = keystrokes_total = words = 0
-    for first, st, lp0 in _word_starts(model, pieces, units):
+    for first, st, lp0, _ in _word_starts(model, pieces, units):
         shown = search(model, pieces, st, lp0, suggestions, width=width)  # before any letter is typed
         for i, offered in enumerate(shown):
             word = tokens[first + i]
