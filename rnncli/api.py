@@ -462,10 +462,8 @@ class Model:
         forward ones (same tokens, read right to left). ``fill``: blank each word (or ``fill_sample``
         of them) and fill it from its sentence; ``keystrokes``: the keystroke saving rate with
         ``suggestions`` words shown. ``batch_size`` pieces are scored at once (each from a zero state)."""
-        from .complete import PrefixIndex, keystroke_savings
         from .errors import CheckpointError
-        from .fill import fill_accuracy
-        from .results.evaluate import Evaluation, Figures, FillAccuracy, Keystrokes
+        from .results.evaluate import Evaluation, Figures
 
         if keystrokes and self.forward is None:
             raise UsageError("keystrokes completes words from the words before them: it needs a forward model")
@@ -488,31 +486,45 @@ class Model:
                     )
         main = figures.get("forward") or figures["backward"]
         direction = "forward" if "forward" in figures else "backward"
-        filled = typed = None
-        if fill:
-            f = fill_accuracy(
-                self.forward,
-                self.backward,
-                ids,
-                self.vocab.eos_id,
-                sample=fill_sample or 0,
-                progress=fill_progress,
-                unk_id=self.vocab.unk_id,
-            )
-            filled = FillAccuracy(**{**f, "directions": tuple(f["directions"])})
-        if keystrokes and self.pieces is not None:
-            from .wordsearch import keystrokes as piece_keystrokes
-
-            ks = piece_keystrokes(self.forward, self.pieces, tokens, ids, suggestions, keystroke_progress)
-            typed = Keystrokes(**ks)
-        elif keystrokes:
-            index = PrefixIndex(self.vocab.itos, (self.vocab.unk_id, self.vocab.eos_id))
-            ks = keystroke_savings(
-                self.forward, tokens, ids, index, self.vocab.eos_id, self.vocab.unk_id, suggestions, keystroke_progress
-            )
-            typed = Keystrokes(**ks)
+        filled = self._fill_figures(ids, tokens, fill_sample, fill_progress) if fill else None
+        typed = self._keystroke_figures(ids, tokens, suggestions, keystroke_progress) if keystrokes else None
         back = figures["backward"] if len(figures) == 2 else None
         return Evaluation(**main.__dict__, direction=direction, backward=back, fill=filled, keystrokes=typed)
+
+    def _fill_figures(self, ids: np.ndarray, tokens: list[str], sample: int | None, progress):
+        """``evaluate``'s fill figures: each word blanked in turn and filled from its sentence."""
+        from .results.evaluate import FillAccuracy
+
+        if self.pieces is not None:
+            from .piecefill import fill_accuracy as piece_fill_accuracy
+
+            f = piece_fill_accuracy(
+                self.forward, self.backward, self.pieces, tokens, sample=sample or 0, progress=progress
+            )
+        else:
+            from .fill import fill_accuracy
+
+            v = self.vocab
+            f = fill_accuracy(
+                self.forward, self.backward, ids, v.eos_id, sample=sample or 0, progress=progress, unk_id=v.unk_id
+            )
+        return FillAccuracy(**{**f, "directions": tuple(f["directions"])})
+
+    def _keystroke_figures(self, ids: np.ndarray, tokens: list[str], suggestions: int, progress):
+        """``evaluate``'s keystroke figures: each word typed with ``suggestions`` completions shown."""
+        from .results.evaluate import Keystrokes
+
+        if self.pieces is not None:
+            from .wordsearch import keystrokes
+
+            return Keystrokes(**keystrokes(self.forward, self.pieces, tokens, ids, suggestions, progress))
+        from .complete import PrefixIndex, keystroke_savings
+
+        v = self.vocab
+        index = PrefixIndex(v.itos, (v.unk_id, v.eos_id))
+        return Keystrokes(
+            **keystroke_savings(self.forward, tokens, ids, index, v.eos_id, v.unk_id, suggestions, progress)
+        )
 
 
 def _refuse_unless_it_fits(need: int, what: str, context: str, smaller: str) -> None:

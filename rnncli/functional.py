@@ -182,13 +182,14 @@ RANKED = 5
 def _fix_ranks(x: np.ndarray, target: np.ndarray, ids: np.ndarray, rank: np.ndarray, skip: int | None) -> None:
     """Ranks of rows (b,) counted with strict ``>``: add the ties with a lower id and take ``skip``
     out, for the rows that could be a hit (rank below RANKED), in place."""
+    if skip is not None:
+        rank -= (x[:, skip] > target[:, 0]).astype(rank.dtype)  # first: it may bring a row below RANKED
     rows = np.flatnonzero(rank < RANKED)
     if rows.size:
         xs, t, y = x[rows], target[rows], ids[rows]  # (r, V), (r, 1), (r,)
         tied = (xs == t) & (np.arange(x.shape[1]) < y[:, None])  # (r, V)
         if skip is not None:
             tied[:, skip] = False
-            rank[rows] -= (xs[:, skip] > t[:, 0]).astype(rank.dtype)
         rank[rows] += np.count_nonzero(tied, axis=1)
     if skip is not None:
         rank[ids == skip] = x.shape[1]

@@ -18,6 +18,7 @@ continues exactly where the interrupted one stopped, whatever the worker count.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import dataclasses
@@ -367,8 +368,10 @@ def _train(
             f"use a multiple of {comm.size}, or another worker count"
         )
     start = comm.root_does(lambda: _prepare(cfg, store, resume, overwrite, reporter))
-    shared = (start.vocab.to_dict(), start.ckpt is not None, start.pieces) if comm.is_root else None
-    vocab_dict, resuming, pieces = comm.broadcast(shared)  # rank 0 read the text and trained the pieces
+    proto = base64.b64encode(start.pieces).decode("ascii") if comm.is_root and start.pieces is not None else None
+    shared = (start.vocab.to_dict(), start.ckpt is not None, proto) if comm.is_root else None
+    vocab_dict, resuming, proto = comm.broadcast(shared)  # rank 0 read the text and trained the pieces (JSON)
+    pieces = None if proto is None else (start.pieces if comm.is_root else base64.b64decode(proto))
     vocab = start.vocab if comm.is_root else Vocab.from_dict(vocab_dict)
     arrays = comm.broadcast_arrays({"train": start.train, "valid": start.valid} if comm.is_root else None)
     lo, hi = comm.share(tc.batch_size)
@@ -455,7 +458,22 @@ def _prepare(cfg: Config, store: RunStore, resume: str | bool, overwrite: bool, 
         progress=reporter.reading,
         pieces=pieces,
     )
-    if ckpt is None and len(corpus.vocab) <= 2:  # only <unk> and <eos>: every prediction would be <unk>
+    _check_sizes(cfg, corpus, resumed=ckpt is not None)
+    reporter.corpus(
+        {
+            "train_tokens": int(len(corpus.train)),
+            "valid_tokens": int(len(corpus.valid)),
+            "vocab_size": len(corpus.vocab),
+            "valid_split_from_train": corpus.valid_is_split,
+        }
+    )
+    proto = corpus.pieces.proto if corpus.pieces is not None else None
+    return _Start(corpus.vocab, corpus.train, corpus.valid, ckpt, proto)
+
+
+def _check_sizes(cfg: Config, corpus, resumed: bool) -> None:
+    """The settings that the corpus's size rules out: a ConfigError naming the key."""
+    if not resumed and len(corpus.vocab) <= 2:  # only <unk> and <eos>: every prediction would be <unk>
         raise ConfigError(
             f"tokenizer.min_count: no word of the training text is seen {cfg.tokenizer.min_count} times, so the "
             "vocabulary holds only <unk> and <eos>; lower tokenizer.min_count or give more text"
@@ -472,16 +490,6 @@ def _prepare(cfg: Config, store: RunStore, resume: str | bool, overwrite: bool, 
             f"train.bptt: windows of {tc.bptt} steps need {tc.bptt + 1} tokens in each of the {tc.batch_size} "
             f"streams, the corpus gives {rows}; lower train.bptt or train.batch_size, or give more text"
         )
-    reporter.corpus(
-        {
-            "train_tokens": int(len(corpus.train)),
-            "valid_tokens": int(len(corpus.valid)),
-            "vocab_size": len(corpus.vocab),
-            "valid_split_from_train": corpus.valid_is_split,
-        }
-    )
-    proto = corpus.pieces.proto if corpus.pieces is not None else None
-    return _Start(corpus.vocab, corpus.train, corpus.valid, ckpt, proto)
 
 
 @dataclass

@@ -109,6 +109,7 @@ def search(
     ``floors`` (Q,): only the words above a query's floor are wanted (a prefix at or below it is
     dropped, which leaves the words above it and their order as they are)."""
     out: list[list[tuple[str, float]]] = []
+    width = max(1, min(width, lp0.shape[1]))
     for lo in range(0, len(lp0), _QUERIES):
         rows = np.arange(lo, min(lo + _QUERIES, len(lp0)))
         found = [_Found(k, -np.inf if floors is None else float(floors[q])) for q in rows]
@@ -171,6 +172,8 @@ def _finish(found, beam: _Beam, W: int, ended: np.ndarray, pieces) -> None:
             continue
         seq = beam.seqs[r]
         word = pieces.join(seq)
+        if not word:
+            continue  # the lone word mark: no word
         spelled = pieces.spell(word)
         if len(spelled) != len(seq) or tuple(spelled.tolist()) != seq:
             continue  # another spelling of these letters: not the word the model learnt
@@ -310,7 +313,7 @@ def exact_search(
         top, after, _ = model.hidden(np.array([[seq[-1]]], dtype=np.int32), st)
         lp = log_probs64(model, top[0])[0]
         word = pieces.join(seq)
-        if tuple(pieces.spell(word).tolist()) == seq:
+        if word and tuple(pieces.spell(word).tolist()) == seq:
             found.add(word, -neg + float(log_begin(lp[None, :], begins)[0]))
         if len(seq) < max_units:
             for u in np.flatnonzero(~begins):

@@ -34,14 +34,22 @@ def _reference(logits, targets, bias=None):
     return -log_p[rows, targets], grad, grad.sum(axis=0)
 
 
-def _reference_ranks(logits, targets, bias=None):
-    """How many words have a strictly larger logit than the target, (N,).
+def _reference_ranks(logits, targets, bias=None, skip=None):
+    """How many words come before the target in rnn predict's order, (N,): a larger logit, or the same
+    logit and a lower id (counted exactly where the rank is below F.RANKED: top-1 and top-5 read no
+    other), ``skip`` never counted and a ``skip`` target ranked V.
 
     The bias is added in the logits' own dtype, as the kernel adds it: the rank is a count over the logits the
     model computes, and a float64 sum could break or make a tie that the float32 one does not.
     """
     z = logits if bias is None else logits + bias
-    return (z > z[np.arange(len(targets)), targets][:, None]).sum(axis=1)
+    t = z[np.arange(len(targets)), targets][:, None]
+    above, tied = z > t, (z == t) & (np.arange(z.shape[1]) < targets[:, None])
+    if skip is not None:
+        above[:, skip] = tied[:, skip] = False
+    rank = above.sum(axis=1)
+    rank = np.where(rank < F.RANKED, rank + tied.sum(axis=1), rank)
+    return np.where(targets == skip, z.shape[1], rank) if skip is not None else rank
 
 
 def _data(seed, n=N, v=V, scale=3.0, dtype=np.float32):
@@ -200,6 +208,17 @@ def test_score_targets_over_several_blocks_and_threads_equals_float64_reference(
     np.testing.assert_allclose(log_p, -want_nll, rtol=0, atol=5e-6)
     np.testing.assert_array_equal(rank, want_rank)
     assert rank.max() > 0
+
+
+def test_score_targets_ranks_ties_to_the_lower_id_and_never_counts_the_skipped_word():
+    logits, targets, _ = _data(7)
+    logits[:, : V // 2] = np.round(logits[:, : V // 2])  # many ties among the first half
+    targets[:10] = 0  # some targets are the skipped word (<unk>)
+    _, rank = F.score_targets_(logits.copy(), targets, None, skip=0)
+    np.testing.assert_array_equal(rank, _reference_ranks(logits, targets, skip=0))
+    assert (rank[:10] == V).all()
+    above = logits[:, 0] > logits[np.arange(len(targets)), targets]
+    assert (above & (rank < 5)).any()  # the case that matters: <unk> more probable than a target it does not push out
 
 
 @pytest.mark.parametrize("threads", [1, 3])
