@@ -66,6 +66,8 @@ class Pieces:
         #: (V,) bool: the unit begins a word (its piece starts with ▁, or it is <unk> or <eos>)
         self.begins = begin_mask(vocab.itos)
         self.mark_id = vocab.stoi.get(WORD_MARK)  # the lone ▁ that a byte spelling starts with
+        self._byte = np.array([p.startswith("<0x") and p.endswith(">") for p in vocab.itos], dtype=bool)
+        self._text = [p.replace(WORD_MARK, " ") for p in vocab.itos]  # what a piece adds to a word
         self._bytes = [vocab.stoi.get(f"<0x{b:02X}>") for b in range(256)]
         self._spelled: dict[str, np.ndarray] = {UNK: np.array([Vocab.unk_id]), EOS: np.array([Vocab.eos_id])}
 
@@ -128,6 +130,9 @@ class Pieces:
         ids = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64)
         if ids.size == 1 and ids[0] in (Vocab.unk_id, Vocab.eos_id):
             return self.vocab.itos[int(ids[0])]
+        if ids.size and not self._byte[ids].any() and ids.min() > Vocab.eos_id:  # the common case, without decode
+            text = "".join([self._text[i] for i in ids.tolist()])
+            return text[1:] if text.startswith(" ") else text
         return self._sp.decode([int(i) for i in self.to_sp[ids]])
 
     def words(self, ids: Iterable[int]) -> list[str]:

@@ -40,10 +40,18 @@ _QUERIES = 256
 
 
 def log_begin(lp: np.ndarray, begins: np.ndarray) -> np.ndarray:
-    """log P(the next unit begins a word), from log-probabilities (n, V): (n,)."""
-    sub = lp[:, begins]
-    top = sub.max(axis=1, keepdims=True)
-    return top[:, 0] + np.log(np.exp(sub - top).sum(axis=1))
+    """log P(the next unit begins a word), from log-probabilities (n, V): (n,), in lp's precision.
+
+    One exp and one matrix-vector product; rows whose sum underflows are summed again with their
+    largest term factored out."""
+    with np.errstate(divide="ignore", under="ignore"):
+        out = np.log(np.exp(lp) @ begins.astype(lp.dtype))
+    bad = ~np.isfinite(out)
+    if bad.any():
+        sub = lp[bad][:, begins]
+        top = sub.max(axis=1, keepdims=True)
+        out[bad] = top[:, 0] + np.log(np.exp(sub - top).sum(axis=1))
+    return out
 
 
 def log_probs64(model: RNNModel, hidden: np.ndarray) -> np.ndarray:
@@ -129,10 +137,11 @@ def _first_units(pieces, state, lp0, found, W, eos) -> _Beam:
                 found[q].add(EOS, float(lp0[q, Vocab.eos_id] - lb0[q]))
     first = pieces.begins.copy()
     first[[Vocab.unk_id, Vocab.eos_id]] = False
-    scores = lp0 - lb0[:, None]  # (Q, V)
+    scores = (lp0 - lb0[:, None]).astype(np.float32)  # (Q, V): ranking needs no more than the model's precision
     scores[:, ~first] = -np.inf
-    scores[scores <= np.array([f.floor for f in found])[:, None]] = -np.inf
-    pick = np.argsort(-scores, axis=1, kind="stable")[:, :W]  # (Q, W)
+    scores[scores <= np.array([f.floor for f in found], dtype=np.float32)[:, None]] = -np.inf
+    W = min(W, scores.shape[1])
+    pick = np.argpartition(-scores, W - 1, axis=1)[:, :W]  # (Q, W), in no order
     logp = np.take_along_axis(scores, pick, axis=1).reshape(-1)  # (Q*W,)
     seqs = [(int(u),) for u in pick.reshape(-1)]
     return _Beam(np.arange(Q), seqs, logp, _take(state, np.repeat(np.arange(Q), W)))
@@ -147,11 +156,11 @@ def _run(model, pieces, beam: _Beam, found: list[_Found], W: int, max_units: int
             break
         last = np.array([s[-1] if s else 0 for s in beam.seqs], dtype=np.int32)
         top, state, _ = model.hidden(last[None, :], beam.state)
-        lp = log_probs64(model, top[0])  # (R, V)
+        lp = model.log_probs(top[0])  # (R, V) in the model's precision
         _finish(found, beam, W, beam.logp + log_begin(lp, begins), pieces)
         A = len(beam.queries)
         ext = beam.logp[:, None] + lp[:, cont]  # (R, C)
-        bounds = np.repeat([found[q].bound() for q in beam.queries], W)  # (R,)
+        bounds = np.repeat(np.array([found[q].bound() for q in beam.queries], dtype=lp.dtype), W)  # (R,)
         ext[ext <= bounds[:, None]] = -np.inf  # cannot beat the k-th word: dropped
         flat = ext.reshape(A, W * len(cont))  # (A, W*C)
         best = np.argpartition(-flat, W - 1, axis=1)[:, :W]  # (A, W)
@@ -166,7 +175,8 @@ def _run(model, pieces, beam: _Beam, found: list[_Found], W: int, max_units: int
 def _finish(found, beam: _Beam, W: int, ended: np.ndarray, pieces) -> None:
     """Offer each finished prefix as a word to its query: its own spelling only, above the k-th."""
     bounds = {int(q): found[q].bound() for q in beam.queries}
-    for r in np.flatnonzero(np.isfinite(ended)).tolist():
+    floor = np.repeat(np.array([bounds[int(q)] for q in beam.queries]), W)
+    for r in np.flatnonzero(np.isfinite(ended) & (ended > floor)).tolist():
         q = int(beam.queries[r // W])
         if ended[r] <= bounds[q]:
             continue
@@ -348,7 +358,7 @@ def word_hits(
 def _word_starts(model: RNNModel, pieces: Pieces, units: np.ndarray, starts=None, window: int = 256):
     """At each word of a unit stream read after <eos>: yields (index of the first word in the block,
     the state before each word of the block (n rows), their next-unit log-probabilities (n, V), and
-    each word's log-probability less a millionth of a nat (n,), -inf where the word runs past the
+    each word's log-probability less a thousandth of a nat (n,), -inf where the word runs past the
     block).  ``starts``: where the words begin (computed when not given)."""
     inputs = np.concatenate([[Vocab.eos_id], units[:-1]]).astype(np.int32)
     if starts is None:
@@ -374,7 +384,7 @@ def _word_starts(model: RNNModel, pieces: Pieces, units: np.ndarray, starts=None
 
 def _floors(lp: np.ndarray, units: np.ndarray, rows: np.ndarray, special: np.ndarray, pieces: Pieces) -> np.ndarray:
     """Each word's log-probability (the definition above) from a block's log-probabilities (T, V),
-    less 1e-6 (a word exactly as probable still counts above it: ties are the search's to order);
+    less 1e-3 (a word as probable, up to float32 rounding, is still found: ties are the search's to order);
     -inf for the last word when its boundary is not in the block."""
     T = len(lp)
     unit_lp = lp[np.arange(T), units]  # (T,)
@@ -385,7 +395,7 @@ def _floors(lp: np.ndarray, units: np.ndarray, rows: np.ndarray, special: np.nda
     plain = ~special[rows]
     out[tail & plain] += lb[ends[tail & plain]]
     out[~tail & plain] = -np.inf  # the boundary lies in the next block: no floor
-    return out - 1e-6
+    return out - 1e-3  # the search ranks in the model's float32: a word within it of the floor is still found
 
 
 def keystrokes(

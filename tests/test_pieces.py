@@ -263,7 +263,8 @@ def test_a_wide_search_finds_the_exact_best_words_and_the_default_width_mostly_d
     wide = search(m.forward, m.pieces, state, lp0, 5, width=V)
     for prompt, got, want in zip(PROMPTS, wide, exact):
         assert [w for w, _ in got] == [w for w, _ in want], prompt
-        np.testing.assert_allclose([v for _, v in got], [v for _, v in want], rtol=0, atol=1e-9, err_msg=prompt)
+        # the search ranks in the model's float32, the exact search in float64
+        np.testing.assert_allclose([v for _, v in got], [v for _, v in want], rtol=0, atol=1e-5, err_msg=prompt)
     # the default width: a beam, so not always the exact five on this tiny model, whose words mostly
     # begin with the lone word mark; but the best word always, and nearly all of the five
     narrow = search(m.forward, m.pieces, state, lp0, 5, width=DEFAULT_WIDTH)
@@ -276,7 +277,7 @@ def test_a_wide_search_finds_the_exact_best_words_and_the_default_width_mostly_d
     shown = m.predict(PROMPTS[:3], k=5)
     for row, want in zip(shown, narrow):
         assert [p.word for p in row] == [w for w, _ in want]
-        np.testing.assert_allclose([p.prob for p in row], np.exp([v for _, v in want]), rtol=1e-12)
+        np.testing.assert_allclose([p.prob for p in row], np.exp([v for _, v in want]), rtol=1e-5)
 
 
 def test_no_search_offers_the_empty_word(model64):
