@@ -97,10 +97,10 @@ class Model:
     def _next_words(self, model, contexts: list[np.ndarray], k: int, eos: bool):
         """A word-piece model's k most probable next words after each context: (word, log-prob) lists."""
         from .generate import read_contexts
-        from .wordsearch import log_probs64, search
+        from .wordsearch import search
 
         state, top = read_contexts(model, contexts)
-        return search(model, self.pieces, state, log_probs64(model, top), k, eos=eos)
+        return search(model, self.pieces, state, model.log_probs(top), k, eos=eos)
 
     def _exclude(self, show_unk: bool, eos: bool = True) -> tuple[int, ...]:
         if show_unk:
@@ -286,11 +286,14 @@ class Model:
     # ------------------------------------------------------------------ fill
     def fill_sizes(self, shortlist: int | None = None, beam: int | None = None) -> tuple[int, int]:
         """The shortlist and beam that ``fill`` uses (the defaults: 500 candidates with one
-        direction, 150 with two, a beam of 8); a ResourceError when the beam's partial fills (each
-        blank after the first extends W of them by S candidates) cannot fit in memory."""
-        from .fill import DEFAULT_BEAM, default_shortlist
+        direction, 150 with two, 30 for a word-piece model, a beam of 8); a ResourceError when the
+        beam's partial fills (each blank after the first extends W of them by S candidates) cannot
+        fit in memory."""
+        from .fill import DEFAULT_BEAM, EVAL_SHORTLIST, default_shortlist
 
-        size, width = shortlist or default_shortlist(self.forward, self.backward), beam or DEFAULT_BEAM
+        # a word-piece model's candidates are each scored as a sentence: 30 gave the top 5 of 150 on 20 lines
+        default = EVAL_SHORTLIST if self.pieces is not None else default_shortlist(self.forward, self.backward)
+        size, width = shortlist or default, beam or DEFAULT_BEAM
         what = f"--beam {width:,} keeps up to {width * size:,} partial fills with --shortlist {size:,}:"
         _refuse_unless_it_fits(200 * width * size, what, "for them", "--beam or --shortlist")
         return size, width
@@ -332,6 +335,10 @@ class Model:
                     where = f"line {i + 1} " if many else ""
                     raise DataError(f"{where}{line[:60]!r}: {e}") from None
         size, width = self.fill_sizes(shortlist, beam)
+        if self.pieces is not None:  # whole words found by the search over pieces (piecefill.py)
+            done = self._fill_pieces(items, cut, k, size, width)
+            out = [done[i] if i in done else bad[i] for i in range(len(items))]
+            return out if many else out[0]
         exclude = self._exclude(show_unk)
         ranked = fill_lines(
             self.forward, self.backward, list(cut.values()), self.vocab.eos_id,
@@ -349,6 +356,18 @@ class Model:
         return out if many else out[0]
 
     # ------------------------------------------------------------------ score
+    def _fill_pieces(self, items: list[str], cut: dict, k: int, size: int, width: int) -> dict:
+        """``fill`` for a word-piece model: the Fills of each line that could be cut, by its index."""
+        from .piecefill import fill_lines
+        from .results.fill import Fill, Fills
+
+        lines = [b.tokens for b in cut.values()]
+        found = fill_lines(self.forward, self.backward, self.pieces, lines, shortlist=size, beam=width)
+        return {
+            i: Fills(items[i], b.blanks, tuple(Fill(words, b.text(words), p) for words, p in r[:k]))
+            for (i, b), r in zip(cut.items(), found)
+        }
+
     def score(self, lines: str | Sequence[str]):
         """Each line scored as a sentence on its own (from a zero state, after an ``<eos>``, its own
         ``<eos>`` at the end included): log-probability, perplexity and every word's probability."""
