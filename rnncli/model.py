@@ -185,7 +185,7 @@ class RNNModel:
 
     def step_states(self, cache) -> State:
         """The state after every step of a window run with ``keep_cache``: per layer, arrays (T, B, H)."""
-        n = self.state_layers
+        n = len(self.initial_state(0)[0])  # arrays in one layer's state: (h,) or, for LSTM, (h, c)
         return [tuple(a[1:] for a in layer[1 : 1 + n]) for layer in cache[2]]
 
     def dropout_masks(self, rng: np.random.Generator, T: int, B: int) -> list | None:

@@ -434,3 +434,37 @@ def test_a_piece_checkpoint_with_an_altered_piece_model_is_refused_in_one_line(p
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith("rnn: error:") and result.stderr.count("\n") == 1, result.stderr
     assert PIECES_FILE in result.stderr and "Traceback" not in result.output
+
+
+def _typed(m: Model, before: list[str], word: str) -> int:
+    """Keystrokes to enter ``word`` after ``before`` with 3 suggestions (complete.keystrokes_for's rule)."""
+    if word in [p.word for p in m.predict(" ".join(before), k=3)]:
+        return 1
+    for j in range(1, len(word)):
+        if word in [c.word for c in m.complete(" ".join(before + [word[:j]]), k=3)]:
+            return j + 1
+    return len(word)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_eval_hits_and_keystrokes_are_what_predict_and_complete_show_for_every_cell(tmp_path, cell):
+    """eval's whole-word top-1/top-5 and keystroke count carry the state through the text; on one
+    sentence read from its start they are exactly what predict and complete show word by word."""
+    (tmp_path / "train.txt").write_text(TINY_TEXT * 4, encoding="utf-8")
+    cfg = write_config(tmp_path, tokenizer=PIECES, model={"cell": cell, "embedding_size": 8, "hidden_size": 12})
+    with working_in(tmp_path):
+        rnncli.train(cfg, {"train.epochs": 3})
+    m = rnncli.load(tmp_path / "run")
+    sentence = "o menino trouxe um copo de água para a mãe"
+    words = sentence.split() + [EOS]
+    top1 = top5 = keystrokes = 0
+    for i, word in enumerate(words):
+        # eval offers <eos> among the next words, as predict --show-unk does (a piece model never offers <unk>)
+        offered = [p.word for p in m.predict(" ".join(words[:i]), k=5, show_unk=True)]
+        top1 += offered[0] == word
+        top5 += word in offered
+        keystrokes += _typed(m, words[:i], word) if word != EOS else 0
+    got = m.evaluate([io.StringIO(sentence + "\n")], keystrokes=True)
+    assert (got.tokens, got.keystrokes.words) == (len(words), len(words) - 1)
+    assert round(got.top1 * got.tokens) == top1 and round(got.top5 * got.tokens) == top5
+    assert got.keystrokes.keystrokes == keystrokes
