@@ -191,6 +191,11 @@ def keystroke_savings(
             words += 1
         if progress is not None:
             progress(lo + len(logp), len(ids))
+    return keystroke_record(suggestions, words, letters, keystrokes)
+
+
+def keystroke_record(suggestions: int, words: int, letters: int, keystrokes: int) -> dict:
+    """The keystroke figures of `rnn eval --keystrokes`, for word and word-piece models alike."""
     return {
         "suggestions": suggestions,
         "words": words,

@@ -475,14 +475,20 @@ def fill_accuracy(
         done += len(golds)
         if progress is not None:
             progress(done, len(positions))
-    n = max(len(positions), 1)
+    return accuracy_record(len(positions), (fill1, fill5), (next1, next5), forward, backward, shortlist)
+
+
+def accuracy_record(positions: int, fill: tuple[int, int], following: tuple[int, int], forward, backward, shortlist):
+    """The figures of `rnn eval --fill` from the hit counts (top-1, top-5) of the fills and of the
+    forward model's next word (None without a forward model), for word and word-piece models alike."""
+    n = max(positions, 1)
     has_next = forward is not None
     return {
-        "positions": int(len(positions)),
-        "top1": fill1 / n,
-        "top5": fill5 / n,
-        "next_word_top1": next1 / n if has_next else None,
-        "next_word_top5": next5 / n if has_next else None,
+        "positions": int(positions),
+        "top1": fill[0] / n,
+        "top5": fill[1] / n,
+        "next_word_top1": following[0] / n if has_next else None,
+        "next_word_top5": following[1] / n if has_next else None,
         "directions": [d for d, m in (("forward", forward), ("backward", backward)) if m is not None],
         "shortlist": shortlist,
     }

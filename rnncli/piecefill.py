@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .fill import blank_positions
+from .fill import accuracy_record, blank_positions
 from .generate import WORK_FLOATS, block_rows, read_contexts
 from .model import RNNModel, State
 from .pieces import Pieces
@@ -365,14 +365,4 @@ def fill_accuracy(
         done += len(golds)
         if progress is not None:
             progress(done, len(positions))
-    n = max(len(positions), 1)
-    has_next = forward is not None
-    return {
-        "positions": int(len(positions)),
-        "top1": fill1 / n,
-        "top5": fill5 / n,
-        "next_word_top1": next1 / n if has_next else None,
-        "next_word_top5": next5 / n if has_next else None,
-        "directions": [d for d, m in (("forward", forward), ("backward", backward)) if m is not None],
-        "shortlist": shortlist,
-    }
+    return accuracy_record(len(positions), (fill1, fill5), (next1, next5), forward, backward, shortlist)

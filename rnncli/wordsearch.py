@@ -422,13 +422,9 @@ def keystrokes(
             keystrokes_total += _cost(model, pieces, _take(st, np.array([i])), lp0[i], word, offered, suggestions)
         if progress is not None:
             progress(first + len(shown), len(tokens))
-    return {
-        "suggestions": suggestions,
-        "words": words,
-        "letters": letters,
-        "keystrokes": keystrokes_total,
-        "saving_rate": 1.0 - keystrokes_total / letters if letters else 0.0,
-    }
+    from .complete import keystroke_record
+
+    return keystroke_record(suggestions, words, letters, keystrokes_total)
 
 
 def _cost(model, pieces, state, lp0, word: str, offered, suggestions: int) -> int:
