@@ -26,6 +26,7 @@ from .common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, _fail, _silence_stdout
 #: command name -> (module of rnncli.cli, function name): imported on first use
 COMMANDS = {
     "eval": ("text", "evaluate_cmd"),
+    "export": ("export", "export"),
     "fill": ("fill", "fill"),
     "predict": ("predict", "predict"),
     "report": ("report", "report"),

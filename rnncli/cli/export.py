@@ -1,0 +1,62 @@
+"""`rnn export`: one network of a checkpoint as a self-contained ONNX file."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from .common import checkpoint_option, reports_errors, usage
+
+
+@click.command()
+@checkpoint_option
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE.onnx",
+    help="Where to write the model (refused when it exists, unless --overwrite).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace FILE.onnx when it exists.")
+@click.option(
+    "--direction",
+    type=click.Choice(["forward", "backward"]),
+    default="forward",
+    show_default=True,
+    help="Which network of the checkpoint: forward (next word) or backward (word before, model.direction).",
+)
+@reports_errors
+def export(checkpoint, output, overwrite, direction):
+    """Write one network of a word checkpoint as a float32 ONNX model that runs in onnxruntime.
+
+    \b
+    inputs:  input_ids int64 (T, B), h0 float32 (L, B, H), c0 (LSTM)
+    outputs: log_probs float32 (T, B, V), hn (L, B, H), cn (LSTM)
+
+    T and B are dynamic. The file's metadata carries the vocabulary (rnn.vocab, a JSON list in id
+    order), the tokenizer settings (rnn.tokenizer), rnn.units, rnn.cell and rnn.direction.
+    Needs the onnx extra: pip install -e ".[onnx]".
+    """
+    from ..onnx_export import export_onnx, require_onnx
+
+    require_onnx()  # before loading: a missing package is said first
+    if os.path.exists(output) and not overwrite:
+        raise usage(f"{output} exists; pass --overwrite to replace it")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise usage(f"{folder} is not a folder; make it first, or write the model elsewhere")
+    from .streams import open_model
+
+    model = open_model(checkpoint)
+    if model.pieces is not None:
+        raise usage(f"{model.path} is a word-piece model (tokenizer.units: pieces); pieces are not exported yet")
+    network = model.forward if direction == "forward" else model.backward
+    if network is None:
+        held = "backward" if direction == "forward" else "forward"
+        raise usage(f"{model.path} holds no {direction} network (only a {held} one); pass --direction {held}")
+    tokenizer = model.checkpoint.meta["tokenizer"]
+    export_onnx(network, model.vocab.itos, tokenizer, output, direction=direction)
+    click.echo(f"rnn: {network.shape.cell} model written to {output}", err=True)
