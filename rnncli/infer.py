@@ -39,6 +39,13 @@ __all__ = [
 
 
 def load_weights(model: RNNModel, ckpt: Checkpoint) -> None:
+    """The weights of a checkpoint to train on (resume): an int8 one (rnn quantize) is refused."""
+    if "quantized" in ckpt.meta:
+        raise CheckpointError(
+            f"{ckpt.path} is an int8 checkpoint (rnn quantize): it holds no optimizer state and cannot be "
+            "resumed; resume from the float32 checkpoint it was made from",
+            2,
+        )
     try:
         model.load_state_dict(ckpt.weights)
     except ValueError as e:
@@ -135,14 +142,19 @@ def load_models(path, which: str = "best") -> Models:
     ckpt = load_checkpoint(path, which)
     tokenizer, vocab = load_text_side(ckpt)
     pieces = _pieces(ckpt, vocab)
+    weights = ckpt.weights
+    if "quantized" in ckpt.meta:  # an int8 checkpoint (rnn quantize): the networks get q * scale, float32
+        from .quantize import dequantize_weights
+
+        weights = dequantize_weights(ckpt)
     direction = (ckpt.meta.get("config", {}).get("model", {}) or {}).get("direction", "forward")
     if direction == "forward":
-        return Models(_network(ckpt, vocab, ckpt.weights), None, tokenizer, vocab, ckpt, pieces)
+        return Models(_network(ckpt, vocab, weights), None, tokenizer, vocab, ckpt, pieces)
     if direction == "backward":
-        return Models(None, _network(ckpt, vocab, ckpt.weights), tokenizer, vocab, ckpt, pieces)
+        return Models(None, _network(ckpt, vocab, weights), tokenizer, vocab, ckpt, pieces)
     if direction != "both":
         raise _damaged(ckpt, ValueError(f"unknown model.direction {direction!r}"))
-    forward, backward = split_weights(ckpt.weights)
+    forward, backward = split_weights(weights)
     if not backward:
         raise CheckpointError(f"{ckpt.path}/model.safetensors: the backward network's tensors (backward.*) are missing")
     return Models(_network(ckpt, vocab, forward), _network(ckpt, vocab, backward), tokenizer, vocab, ckpt, pieces)

@@ -285,7 +285,7 @@ def test_the_command_line_itself_answers_in_one_line(tiny_run, runner):
 
     nothing = runner.invoke(main, [])
     assert nothing.exit_code == 2 and nothing.stderr.count("\n") == 1
-    assert nothing.stderr.startswith("rnn: error: no command given: one of eval, export, fill, predict")
+    assert nothing.stderr.startswith("rnn: error: no command given: one of eval, export, fill, predict, quantize")
     for args, command in ((["predict", "-k"], "predict"), (["tokenize", "-c"], "tokenize")):
         missing = runner.invoke(main, args)  # the option parser's own errors carry no context
         assert missing.exit_code == 2 and missing.stderr.endswith(f"; see 'rnn {command} --help'\n"), args

@@ -29,6 +29,7 @@ COMMANDS = {
     "export": ("export", "export"),
     "fill": ("fill", "fill"),
     "predict": ("predict", "predict"),
+    "quantize": ("quantize", "quantize"),
     "report": ("report", "report"),
     "score": ("text", "score"),
     "tokenize": ("text", "tokenize"),
