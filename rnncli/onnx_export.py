@@ -23,11 +23,28 @@ that cluster, concatenated in id order, as ``softmax.AdaptiveSoftmax.log_probs``
 
 ``metadata_props`` make the file usable without rnn: ``rnn.vocab`` (JSON list, id order),
 ``rnn.tokenizer`` (JSON of the tokenizer settings), ``rnn.units``, ``rnn.cell``, ``rnn.direction``.
+
+``int8=True`` (``rnn export --int8``) then quantizes the weights with onnxruntime's dynamic quantization
+(``quantize_dynamic``, int8 weights with a scale each, activations quantized at run time): first each
+``Transpose`` of a weight is folded into a transposed initializer (the quantizer only takes a MatMul
+whose weight is an initializer), then
+
+    Gather (embedding)   -> DequantizeLinear of an int8 table, then Gather         standard ONNX
+    MatMul (output)      -> DynamicQuantizeLinear, MatMulInteger, Cast, Mul         standard ONNX
+    LSTM                 -> com.microsoft.DynamicQuantizeLSTM                        onnxruntime only
+    RNN, GRU             -> left in float32 (the quantizer has no integer form of them)
+
+so an RNN or GRU file holds only standard ops (opset 17: onnxruntime, onnxruntime-web, any runtime
+with MatMulInteger), while an LSTM file needs onnxruntime's contrib ops (onnxruntime on every platform,
+including mobile and web builds that keep them; not a runtime that implements the standard ops only).
+The metadata is kept; ``onnx.checker`` runs without ``full_check`` when a contrib op is present (its
+shape inference knows no ``com.microsoft`` op), with it otherwise.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +69,15 @@ def require_onnx():
     except ImportError:
         raise UsageError(f"ONNX export needs the onnx package: {INSTALL_HINT}") from None
     return onnx
+
+
+def require_onnxruntime():
+    """``onnxruntime.quantization``; a UsageError naming the extra to install when it is missing."""
+    try:
+        from onnxruntime import quantization
+    except ImportError:
+        raise UsageError(f"--int8 needs the onnxruntime package: {INSTALL_HINT}") from None
+    return quantization
 
 
 def onnx_gates(w: np.ndarray, cell: str) -> np.ndarray:
@@ -191,6 +217,54 @@ def build_onnx(
     return proto
 
 
+def _fold_weight_transposes(proto) -> None:
+    """Replace each Transpose of an initializer by the transposed initializer, in place, so that the
+    MatMul after it reads an initializer (what ``quantize_dynamic`` needs to quantize it)."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in proto.graph.initializer}
+    kept = []
+    for node in proto.graph.node:
+        if node.op_type == "Transpose" and node.input[0] in inits:
+            perm = list(node.attribute[0].ints) if node.attribute else None
+            array = np.transpose(numpy_helper.to_array(inits[node.input[0]]), perm)  # (in, n)
+            proto.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(array), node.output[0]))
+        else:
+            kept.append(node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(kept)
+    used = {name for node in proto.graph.node for name in node.input}
+    unused = [t for t in proto.graph.initializer if t.name not in used]  # the untransposed weights (not a tied one)
+    for t in unused:
+        proto.graph.initializer.remove(t)
+
+
+def quantize_int8(proto):
+    """The int8 form of a float32 model from ``build_onnx`` (see the module's docstring), checked."""
+    import tempfile
+
+    onnx, quantization = require_onnx(), require_onnxruntime()
+
+    folded = type(proto)()
+    folded.CopyFrom(proto)
+    _fold_weight_transposes(folded)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "int8.onnx"
+        logging.disable(logging.WARNING)  # its advice to pre-process (shape inference) goes to the root logger
+        try:
+            quantization.quantize_dynamic(folded, out, weight_type=quantization.QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
+        quantized = onnx.load(str(out))
+    have = {p.key for p in quantized.metadata_props}
+    for p in proto.metadata_props:  # kept by onnxruntime 1.32; copied should a version drop them
+        if p.key not in have:
+            quantized.metadata_props.add(key=p.key, value=p.value)
+    contrib = any(node.domain not in ("", "ai.onnx") for node in quantized.graph.node)
+    onnx.checker.check_model(quantized, full_check=not contrib)
+    return quantized
+
+
 def export_onnx(
     model: RNNModel,
     vocab: Sequence[str],
@@ -200,10 +274,13 @@ def export_onnx(
     direction: str = "forward",
     units: str = "words",
     opset: int = OPSET,
+    int8: bool = False,
 ) -> None:
-    """Write ``build_onnx``'s model to ``path`` atomically (a temporary file, then a rename): a reader
-    sees the old file or the new one, never half of one."""
+    """Write ``build_onnx``'s model (``quantize_int8``'s with ``int8``) to ``path`` atomically (a
+    temporary file, then a rename): a reader sees the old file or the new one, never half of one."""
     from .checkpoint import write_atomic
 
     proto = build_onnx(model, vocab, tokenizer_settings, direction=direction, units=units, opset=opset)
+    if int8:
+        proto = quantize_int8(proto)
     write_atomic(Path(path), proto.SerializeToString())

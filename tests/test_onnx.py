@@ -200,3 +200,39 @@ def test_a_missing_direction_and_a_piece_model_are_refused(trained_once, tmp_pat
 def test_help(runner):
     result = runner.invoke(main, ["export", "--help"])
     assert result.exit_code == 0 and "input_ids" in result.stdout and "--overwrite" in result.stdout
+    assert "--int8" in result.stdout and "DynamicQuantizeLSTM" in result.stdout
+
+
+INT8_TOLERANCE = 0.2  # max |int8 - float32| of log-probs and states, tiny models: measured 0.058-0.068 and <= 0.021
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_int8_runs_in_onnxruntime_close_to_float32_and_smaller(
+    cell, trained_once, tmp_path, runner, tokens_of_the_text
+):
+    # wide enough that the weights, not the graph, make most of the file
+    model = {"cell": cell, "softmax": "adaptive", "cutoffs": [8, 20], "hidden_size": 64, "embedding_size": 64}
+    run = trained_once(model=model) / "run"
+    _export(runner, run, tmp_path / "f32.onnx")
+    result = runner.invoke(main, ["export", "-c", str(run), "-o", str(tmp_path / "int8.onnx"), "--int8"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and result.stderr.count("\n") == 1  # no quantizer logging
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f32.onnx", "int8.onnx"]  # no temporary file left
+    f32, int8 = (onnx.load(str(tmp_path / n)) for n in ("f32.onnx", "int8.onnx"))
+    assert (tmp_path / "int8.onnx").stat().st_size < (tmp_path / "f32.onnx").stat().st_size
+    meta32, meta8 = ({p.key: p.value for p in m.metadata_props} for m in (f32, int8))
+    assert {k: v for k, v in meta8.items() if k.startswith("rnn.")} == meta32
+    ops = {(n.domain or "", n.op_type) for n in int8.graph.node}
+    assert ("", "MatMulInteger") in ops and ("", "DequantizeLinear") in ops  # output and embedding quantized
+    assert (("com.microsoft", "DynamicQuantizeLSTM") in ops) == (cell == "lstm")
+    if cell != "lstm":
+        onnx.checker.check_model(int8, full_check=True)  # standard ops only
+
+    m = rnncli.load(run)
+    net, lstm = m.forward, cell == "lstm"
+    ids = tokens_of_the_text(m)[:24].reshape(8, 3)
+    want, want_state = _run(_session(tmp_path / "f32.onnx"), ids, _state(net, 3), lstm)
+    got, got_state = _run(_session(tmp_path / "int8.onnx"), ids, _state(net, 3), lstm)
+    assert got.shape == want.shape
+    assert 0 < np.abs(got - want).max() <= INT8_TOLERANCE  # > 0: the weights really are quantized
+    assert _max_diff(got_state, want_state) <= INT8_TOLERANCE

@@ -28,9 +28,14 @@ from .common import checkpoint_option, reports_errors, usage
     show_default=True,
     help="Which network of the checkpoint: forward (next word) or backward (word before, model.direction).",
 )
+@click.option(
+    "--int8",
+    is_flag=True,
+    help="Quantize the weights to int8 (onnxruntime's dynamic quantization; see below which runtimes run it).",
+)
 @reports_errors
-def export(checkpoint, output, overwrite, direction):
-    """Write one network of a word checkpoint as a float32 ONNX model that runs in onnxruntime.
+def export(checkpoint, output, overwrite, direction, int8):
+    """Write one network of a word checkpoint as an ONNX model (float32, or int8) that runs in onnxruntime.
 
     \b
     inputs:  input_ids int64 (T, B), h0 float32 (L, B, H), c0 (LSTM)
@@ -39,10 +44,17 @@ def export(checkpoint, output, overwrite, direction):
     T and B are dynamic. The file's metadata carries the vocabulary (rnn.vocab, a JSON list in id
     order), the tokenizer settings (rnn.tokenizer), rnn.units, rnn.cell and rnn.direction.
     Needs the onnx extra: pip install -e ".[onnx]".
+
+    --int8 stores the embedding, output and LSTM weights as int8 (dynamic quantization: activations
+    are quantized at run time); RNN and GRU layers stay float32. An RNN or GRU file uses standard
+    ONNX ops only (DequantizeLinear, DynamicQuantizeLinear, MatMulInteger); an LSTM file uses
+    onnxruntime's contrib op com.microsoft.DynamicQuantizeLSTM, so only onnxruntime runs it.
     """
-    from ..onnx_export import export_onnx, require_onnx
+    from ..onnx_export import export_onnx, require_onnx, require_onnxruntime
 
     require_onnx()  # before loading: a missing package is said first
+    if int8:
+        require_onnxruntime()
     if os.path.exists(output) and not overwrite:
         raise usage(f"{output} exists; pass --overwrite to replace it")
     folder = os.path.dirname(os.path.abspath(output))
@@ -58,5 +70,6 @@ def export(checkpoint, output, overwrite, direction):
         held = "backward" if direction == "forward" else "forward"
         raise usage(f"{model.path} holds no {direction} network (only a {held} one); pass --direction {held}")
     tokenizer = model.checkpoint.meta["tokenizer"]
-    export_onnx(network, model.vocab.itos, tokenizer, output, direction=direction)
-    click.echo(f"rnn: {network.shape.cell} model written to {output}", err=True)
+    export_onnx(network, model.vocab.itos, tokenizer, output, direction=direction, int8=int8)
+    kind = "int8 " if int8 else ""
+    click.echo(f"rnn: {kind}{network.shape.cell} model written to {output}", err=True)
