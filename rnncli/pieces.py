@@ -185,13 +185,6 @@ class Pieces:
         proto = buffer.getvalue()
         return cls(proto, _vocab_by_count(proto, words))
 
-    def unit_counts(self, counts: Mapping[str, int]) -> list[int]:
-        """How often each unit occurs when the words of ``counts`` are spelled."""
-        total = np.zeros(len(self), dtype=np.int64)
-        for w, c in counts.items():
-            np.add.at(total, self.spell(w), int(c))
-        return total.tolist()
-
 
 def _vocab_by_count(proto: bytes, words: Mapping[str, int]) -> Vocab:
     """The vocabulary of a piece model: <unk>, <eos>, then its pieces by count in the spelled words."""
