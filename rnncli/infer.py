@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -137,8 +138,13 @@ def load_models(path, which: str = "best") -> Models:
 
     A backward network's tensors are named as a forward one's (``encoder.weight``, ...) in a
     ``backward`` checkpoint, and under ``backward.`` + those names beside the forward ones in a
-    ``both`` checkpoint.
+    ``both`` checkpoint.  A ``.onnx`` file (``rnn export``) gives its one network, run by onnxruntime
+    (``onnx_model``).
     """
+    if str(path).endswith(".onnx") and Path(path).is_file():  # an `rnn export` file, run by onnxruntime
+        from .onnx_model import load_onnx
+
+        return load_onnx(path)
     ckpt = load_checkpoint(path, which)
     tokenizer, vocab = load_text_side(ckpt)
     pieces = _pieces(ckpt, vocab)

@@ -62,6 +62,8 @@ def export(checkpoint, output, overwrite, direction, int8):
         raise usage(f"{folder} is not a folder; make it first, or write the model elsewhere")
     from .streams import open_model
 
+    if checkpoint and str(checkpoint).endswith(".onnx"):
+        raise usage(f"{checkpoint} is already an ONNX file: export reads a checkpoint folder (-c DIR)")
     model = open_model(checkpoint)
     if model.pieces is not None:
         raise usage(f"{model.path} is a word-piece model (tokenizer.units: pieces); pieces are not exported yet")

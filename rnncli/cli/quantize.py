@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import checkpoint_option, reports_errors
+from .common import checkpoint_option, reports_errors, usage
 
 
 @click.command()
@@ -32,6 +32,11 @@ def quantize(checkpoint, output, overwrite):
     from ..checkpoint import MODEL_FILE, default_checkpoint
     from ..quantize import quantize_checkpoint
 
+    if checkpoint and str(checkpoint).endswith(".onnx"):
+        raise usage(
+            f"{checkpoint} is an ONNX file: quantize reads a checkpoint folder (-c DIR); for an int8 ONNX file, "
+            "use rnn export --int8"
+        )
     written = quantize_checkpoint(default_checkpoint(checkpoint), Path(output), overwrite=overwrite)
     size = (written / MODEL_FILE).stat().st_size
     click.echo(f"rnn: int8 checkpoint written to {written} ({MODEL_FILE}: {size / 1e6:.2f} MB)", err=True)
