@@ -154,7 +154,7 @@ def score_targets_(
             above = scratch[: b - a]
             np.copyto(above, np.greater(x, target, out=flags[: b - a]), casting="unsafe")
             rank[a:b] = above @ ones
-            _fix_ranks(x, target, targets[a:b], rank[a:b], skip)
+            fix_ranks(x, target, targets[a:b], rank[a:b], skip)
             with np.errstate(over="ignore", under="ignore"):  # caught below, on the sums
                 e = np.exp(x, out=scratch[: b - a])
             sums = e @ ones  # (b,)
@@ -179,7 +179,7 @@ def score_targets_(
 RANKED = 5
 
 
-def _fix_ranks(x: np.ndarray, target: np.ndarray, ids: np.ndarray, rank: np.ndarray, skip: int | None) -> None:
+def fix_ranks(x: np.ndarray, target: np.ndarray, ids: np.ndarray, rank: np.ndarray, skip: int | None) -> None:
     """Ranks of rows (b,) counted with strict ``>``: add the ties with a lower id and take ``skip``
     out, for the rows that could be a hit (rank below RANKED), in place."""
     if skip is not None:

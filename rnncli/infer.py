@@ -327,9 +327,9 @@ class _Scoring:
 
     def _log_begin(self, hidden: np.ndarray) -> np.ndarray:
         """log P(the next unit begins a word) for rows of hidden states, (n,) float64."""
-        lp = self.model.output.log_probs(self.model.params, hidden).astype(np.float64)  # (n, V)
-        top = lp[:, self.begins].max(axis=1, keepdims=True)
-        return top[:, 0] + np.log(np.exp(lp[:, self.begins] - top).sum(axis=1))
+        from .wordsearch import log_begin
+
+        return log_begin(self.model.output.log_probs(self.model.params, hidden).astype(np.float64), self.begins)
 
     def end_of_text(self, last: int, state) -> None:
         """The last word's boundary: that a word begins after it (unless it is <eos> or <unk>)."""

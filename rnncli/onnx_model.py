@@ -25,7 +25,7 @@ import numpy as np
 
 from .checkpoint import Checkpoint
 from .errors import CheckpointError, ConfigError, UsageError
-from .functional import _fix_ranks
+from .functional import fix_ranks
 from .tokenizer import Tokenizer, Vocab
 
 INSTALL_HINT = 'pip install -e ".[onnx]"'
@@ -63,10 +63,10 @@ class LogProbOutput:
 
     def score(self, params, x: np.ndarray, targets: np.ndarray, skip: int | None = None):
         """Each target's log-probability (N,) float64 and rank (N,), ranks and ``skip`` as
-        ``functional.score_targets_`` counts them (the tie and ``<unk>`` rule: ``_fix_ranks``)."""
+        ``functional.score_targets_`` counts them (the tie and ``<unk>`` rule: ``fix_ranks``)."""
         target = x[np.arange(len(targets)), targets]  # (N,)
         rank = (x > target[:, None]).sum(axis=1)  # (N,) int64
-        _fix_ranks(x, target[:, None], targets, rank, skip)
+        fix_ranks(x, target[:, None], targets, rank, skip)
         return target.astype(np.float64), rank
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .functional import _fix_ranks, cross_entropy_, log_softmax, rows_per_block, score_targets_
+from .functional import cross_entropy_, fix_ranks, log_softmax, rows_per_block, score_targets_
 
 SCORE_FLOATS = 1 << 22  # logits per slice of FullSoftmax.score: 16 MB of float32
 
@@ -159,7 +159,7 @@ class AdaptiveSoftmax:
         log_probs = self.log_probs(params, hidden)
         target = log_probs[np.arange(len(targets)), targets]
         rank = (log_probs > target[:, None]).sum(axis=1)
-        _fix_ranks(log_probs, target[:, None], targets, rank, skip)
+        fix_ranks(log_probs, target[:, None], targets, rank, skip)
         return target.astype(np.float64), rank
 
     def target_log_probs(self, params, hidden: np.ndarray, targets: np.ndarray) -> np.ndarray:
