@@ -442,6 +442,27 @@ class Model:
         ``<unk>``, ``<eos>`` at each sentence end."""
         return list(self.iter_tokenized([io.StringIO(text)]))
 
+    def export(self, path: str | os.PathLike, *, direction: str = "forward", int8: bool = False) -> None:
+        """Write one network (``direction``: forward or backward) as a self-contained ONNX file, as
+        `rnn export` does: float32, or int8 weights with ``int8``; a word-piece model's file carries
+        its piece model. Needs the ``onnx`` extra; the file is replaced atomically if it exists."""
+        from .onnx_export import export_onnx, require_onnx, require_onnxruntime
+
+        require_onnx()
+        if int8:
+            require_onnxruntime()
+        if direction not in ("forward", "backward"):
+            raise UsageError(f"direction must be forward or backward, not {direction!r}")
+        if str(self.path).endswith(".onnx"):
+            raise UsageError(f"{self.path} is already an ONNX file: export reads a checkpoint folder")
+        network = self.forward if direction == "forward" else self.backward
+        if network is None:
+            held = "backward" if direction == "forward" else "forward"
+            raise UsageError(f"{self.path} holds no {direction} network (only a {held} one); pass --direction {held}")
+        units, proto = ("pieces", self.pieces.proto) if self.pieces is not None else ("words", None)
+        settings = self.checkpoint.meta["tokenizer"]
+        export_onnx(network, self.vocab.itos, settings, path, direction=direction, units=units, pieces=proto, int8=int8)
+
     # ------------------------------------------------------------------ evaluate
     def _score_text(self, net, ids: np.ndarray, tokens: list[str], backward: bool, batch_size: int):
         """One direction's EvalResult over a text's ids: per word, whatever the units."""

@@ -22,7 +22,9 @@ head's log-softmax for the shortlist; each tail cluster's log-softmax plus the h
 that cluster, concatenated in id order, as ``softmax.AdaptiveSoftmax.log_probs``).
 
 ``metadata_props`` make the file usable without rnn: ``rnn.vocab`` (JSON list, id order),
-``rnn.tokenizer`` (JSON of the tokenizer settings), ``rnn.units``, ``rnn.cell``, ``rnn.direction``.
+``rnn.tokenizer`` (JSON of the tokenizer settings), ``rnn.units``, ``rnn.cell``, ``rnn.direction``,
+and for a word-piece model (``rnn.units`` = ``pieces``: the vocabulary lists the units)
+``rnn.pieces``, the SentencePiece model that spells words into those units (its protobuf bytes, base64).
 
 ``int8=True`` (``rnn export --int8``) then quantizes the weights with onnxruntime's dynamic quantization
 (``quantize_dynamic``, int8 weights with a scale each, activations quantized at run time): first each
@@ -43,6 +45,7 @@ shape inference knows no ``com.microsoft`` op), with it otherwise.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -181,14 +184,16 @@ def build_onnx(
     *,
     direction: str = "forward",
     units: str = "words",
+    pieces: bytes | None = None,
     opset: int = OPSET,
 ):
-    """The ``onnx.ModelProto`` of one network (float32), checked by ``onnx.checker``."""
+    """The ``onnx.ModelProto`` of one network (float32), checked by ``onnx.checker``; ``pieces``: the
+    SentencePiece model of a word-piece network (``units="pieces"``), stored in the metadata."""
     onnx = require_onnx()
     from onnx import TensorProto, helper
 
-    if units != "words":
-        raise UsageError(f"only word models can be exported (this one reads {units}); pieces are not exported yet")
+    if units not in ("words", "pieces") or (units == "pieces") != (pieces is not None):
+        raise ValueError(f"units {units!r} with{'out' if pieces is None else ''} a piece model")
     if direction not in ("forward", "backward"):
         raise ValueError(f"direction must be forward or backward, not {direction!r}")
     s = model.shape
@@ -212,6 +217,8 @@ def build_onnx(
     props = {"rnn.vocab": json.dumps(list(vocab), ensure_ascii=False)}
     props["rnn.tokenizer"] = json.dumps(tokenizer_settings, ensure_ascii=False, sort_keys=True)
     props.update({"rnn.units": units, "rnn.cell": s.cell, "rnn.direction": direction})
+    if pieces is not None:
+        props["rnn.pieces"] = base64.b64encode(pieces).decode("ascii")
     helper.set_model_props(proto, props)
     onnx.checker.check_model(proto, full_check=True)
     return proto
@@ -273,6 +280,7 @@ def export_onnx(
     *,
     direction: str = "forward",
     units: str = "words",
+    pieces: bytes | None = None,
     opset: int = OPSET,
     int8: bool = False,
 ) -> None:
@@ -280,7 +288,7 @@ def export_onnx(
     temporary file, then a rename): a reader sees the old file or the new one, never half of one."""
     from .checkpoint import write_atomic
 
-    proto = build_onnx(model, vocab, tokenizer_settings, direction=direction, units=units, opset=opset)
+    proto = build_onnx(model, vocab, tokenizer_settings, direction=direction, units=units, pieces=pieces, opset=opset)
     if int8:
         proto = quantize_int8(proto)
     write_atomic(Path(path), proto.SerializeToString())

@@ -2,7 +2,8 @@
 
 ``load_onnx(path)`` gives the ``infer.Models`` of the file: its one network (forward or backward, as
 ``rnn.direction`` says) is an ``OnnxNetwork``, with the tokenizer and the vocabulary read from the
-file's metadata (``onnx_export``'s docstring lists it).  ``OnnxNetwork`` offers the small surface that
+file's metadata (``onnx_export``'s docstring lists it), and for a word-piece model its piece model
+(``rnn.pieces``), so that every command still speaks whole words.  ``OnnxNetwork`` offers the small surface that
 inference calls (``generate``, ``infer``, ``fill``, ``complete``), over the graph's whole output::
 
     RNNModel:     ids (T, B) -> hidden -> top (T, B, H) -> log_probs -> (N, V)
@@ -89,17 +90,35 @@ class OnnxNetwork:
             for _ in range(self.shape.layers)
         ]
 
-    def hidden(self, ids: np.ndarray, state, rng=None, masks=None):
-        """ids (T, B) -> (log-probabilities (T, B, V) float32, the state after the window, None)."""
+    def hidden(self, ids: np.ndarray, state, rng=None, masks=None, keep_cache: bool = False):
+        """ids (T, B) -> (log-probabilities (T, B, V) float32, the state after the window, cache).
+
+        The graph gives only the state after the window; with ``keep_cache`` the window is read one
+        step at a time, and the cache holds the state after each step (``step_states``)."""
         T, B = ids.shape
         if T == 0 or B == 0:  # nothing to read: onnxruntime's recurrent ops want a step and a stream
             return np.zeros((T, B, self.shape.vocab_size), dtype=np.float32), state, None
+        if keep_cache:
+            tops, steps = [], []
+            for t in range(T):
+                top, state, _ = self.hidden(ids[t : t + 1], state)
+                tops.append(top)
+                steps.append(state)
+            cache = [
+                tuple(np.stack([s[i][k] for s in steps]) for k in range(self.kind.state_size))
+                for i in range(self.shape.layers)
+            ]
+            return np.concatenate(tops), state, cache
         feeds = {"input_ids": np.asarray(ids, dtype=np.int64), "h0": np.stack([layer[0] for layer in state])}
         if self.kind.state_size == 2:
             feeds["c0"] = np.stack([layer[1] for layer in state])  # (L, B, H)
         out = self.session.run(None, feeds)  # log_probs (T, B, V), hn (L, B, H)[, cn (L, B, H)]
         new_state = [tuple(arrays) for arrays in zip(*out[1:])]  # per layer: (h,) or (h, c), each (B, H)
         return out[0], new_state, None
+
+    def step_states(self, cache) -> list[tuple[np.ndarray, ...]]:
+        """The state after every step of a window run with ``keep_cache``: per layer, arrays (T, B, H)."""
+        return cache
 
     def log_probs(self, top: np.ndarray) -> np.ndarray:
         """(N, V) rows of ``hidden``'s output -> themselves (they are the log-probabilities)."""
@@ -146,16 +165,31 @@ def load_onnx(path):
     except (ValueError, TypeError, ConfigError) as e:
         raise CheckpointError(f"{path}: damaged rnn export ({_one_line(e)})") from None
     ckpt = Checkpoint(path, {}, {"tokenizer": settings, "onnx": {"cell": shape.cell, "direction": direction}}, {})
+    pieces = _pieces(path, meta, vocab) if meta.get("rnn.units") == "pieces" else None
     net = OnnxNetwork(session, shape)
     forward, backward = (net, None) if direction == "forward" else (None, net)
-    return Models(forward, backward, tokenizer, vocab, ckpt)
+    return Models(forward, backward, tokenizer, vocab, ckpt, pieces)
+
+
+def _pieces(path: Path, meta: dict, vocab: Vocab):
+    """The piece model a word-piece export carries (``rnn.pieces``: base64 of its protobuf bytes)."""
+    import base64
+    import binascii
+
+    from .pieces import load_pieces
+
+    try:
+        proto = base64.b64decode(meta["rnn.pieces"], validate=True)
+    except (KeyError, binascii.Error) as e:
+        raise CheckpointError(f"{path}: damaged rnn export (rnn.pieces: {_one_line(e)})") from None
+    return load_pieces(proto, vocab, f"{path} (rnn.pieces)")
 
 
 def _shape(session, meta: dict, V: int) -> tuple[OnnxShape, str]:
     """The network's shape from the graph's inputs and outputs; ValueError where they are not an export's."""
     units, cell, direction = meta.get("rnn.units", "words"), meta.get("rnn.cell"), meta.get("rnn.direction")
-    if units != "words":
-        raise ValueError(f"rnn.units {units!r}: only word models run from an .onnx file")
+    if units not in ("words", "pieces"):
+        raise ValueError(f"rnn.units {units!r} is not words or pieces")
     if cell not in ("rnn", "lstm", "gru") or direction not in ("forward", "backward"):
         raise ValueError(f"rnn.cell {cell!r}, rnn.direction {direction!r}")
     inputs = {i.name: i.shape for i in session.get_inputs()}

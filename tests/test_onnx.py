@@ -187,13 +187,10 @@ def test_a_missing_or_damaged_checkpoint_is_one_line(tiny_run, tmp_path, runner)
         assert not (tmp_path / "m.onnx").exists()
 
 
-def test_a_missing_direction_and_a_piece_model_are_refused(trained_once, tmp_path, runner):
+def test_a_missing_direction_is_refused(trained_once, tmp_path, runner):
     run = trained_once(model={"cell": "rnn", "direction": "backward"}) / "run"
     result = runner.invoke(main, ["export", "-c", str(run), "-o", str(tmp_path / "m.onnx")])
     assert result.exit_code == 2 and "--direction backward" in result.stderr and result.stderr.count("\n") == 1
-    run = trained_once(tokenizer={"units": "pieces", "pieces": 300}) / "run"
-    result = runner.invoke(main, ["export", "-c", str(run), "-o", str(tmp_path / "m.onnx")])
-    assert result.exit_code == 2 and "pieces are not exported yet" in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "m.onnx").exists()
 
 

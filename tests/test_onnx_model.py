@@ -24,10 +24,11 @@ from .conftest import TINY_TEXT  # noqa: E402
 
 TOLERANCE = 1e-5  # probabilities, and perplexity relative
 
-MODELS = {
-    "rnn": {"cell": "rnn"},
-    "lstm": {"cell": "lstm", "layers": 2},
-    "adaptive": {"cell": "gru", "softmax": "adaptive", "cutoffs": [8, 20]},
+MODELS = {  # trained_once's settings of each tiny model
+    "rnn": {"model": {"cell": "rnn"}},
+    "lstm": {"model": {"cell": "lstm", "layers": 2}},
+    "adaptive": {"model": {"cell": "gru", "softmax": "adaptive", "cutoffs": [8, 20]}},
+    "pieces": {"model": {"cell": "lstm"}, "tokenizer": {"units": "pieces", "pieces": 300}},
 }
 PROMPTS = ["o menino", "ela estava sentindo-se", "A mãe trouxe um"]
 
@@ -47,7 +48,7 @@ def pair(request, trained_once, tmp_path_factory):
     """(the checkpoint's Model, the .onnx file's Model, the file) for one tiny model."""
     from click.testing import CliRunner
 
-    run = trained_once(model=MODELS[request.param]) / "run"
+    run = trained_once(**MODELS[request.param]) / "run"
     path = _export(CliRunner(), run, tmp_path_factory.mktemp("onnx") / "m.onnx")
     return rnncli.load(run), rnncli.load(path), path
 
@@ -57,6 +58,21 @@ def test_the_file_loads_as_a_model_run_by_onnxruntime(pair):
     assert isinstance(m.forward, OnnxNetwork) and m.backward is None
     assert m.path == str(path.resolve()) and m.vocab.itos == ckpt.vocab.itos
     assert m.tokenizer.to_dict() == ckpt.tokenizer.to_dict()
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    if ckpt.pieces is None:
+        assert m.pieces is None and meta["rnn.units"] == "words" and "rnn.pieces" not in meta
+    else:  # a word-piece file carries the piece model: it spells words as the checkpoint does
+        assert meta["rnn.units"] == "pieces" and m.pieces.proto == ckpt.pieces.proto
+        for word in ("indisposta", "sentindo-se", "ç😀"):
+            assert m.spell(word) == ckpt.spell(word)
+
+
+def test_complete_gives_the_same_words_and_probabilities(pair):
+    ckpt, m, _ = pair
+    prompts = ["o meni", "ela estava sentindo-se indisp", "A mãe trouxe um c"]
+    for want, got in zip(ckpt.complete(prompts, k=5), m.complete(prompts, k=5)):
+        assert [c.word for c in got] == [c.word for c in want]
+        assert np.allclose([c.prob for c in got], [c.prob for c in want], rtol=0, atol=TOLERANCE)
 
 
 def test_predict_gives_the_same_words_and_probabilities(pair):
@@ -69,10 +85,12 @@ def test_predict_gives_the_same_words_and_probabilities(pair):
 def test_evaluate_gives_the_same_figures(pair):
     ckpt, m, _ = pair
     for batch_size in (1, 3):
-        want, got = ckpt.evaluate(_text(), batch_size=batch_size), m.evaluate(_text(), batch_size=batch_size)
-        assert got.tokens == want.tokens
+        want = ckpt.evaluate(_text(), batch_size=batch_size, keystrokes=True)
+        got = m.evaluate(_text(), batch_size=batch_size, keystrokes=True)
+        assert (got.tokens, got.units) == (want.tokens, want.units)
         assert math.isclose(got.perplexity, want.perplexity, rel_tol=TOLERANCE)
         assert (got.top1, got.top5, got.oov_rate) == (want.top1, want.top5, want.oov_rate)
+        assert got.keystrokes == want.keystrokes
 
 
 def test_score_and_fill_give_the_same_results(pair):
@@ -171,3 +189,19 @@ def test_export_and_quantize_refuse_an_onnx_file_in_one_line(tmp_path):
         assert out.exit_code == 2, out.output
         assert out.stderr.count("\n") == 1 and "ONNX file" in out.stderr
     assert model.read_bytes() == b"not read" and not (tmp_path / "x.onnx").exists() and not (tmp_path / "q").exists()
+
+
+@pytest.mark.parametrize("value", ["not base64 !", "AAAA"])
+def test_a_damaged_piece_model_in_the_file_is_one_line(value, trained_once, tmp_path, runner):
+    run = trained_once(**MODELS["pieces"]) / "run"
+    path = _export(runner, run, tmp_path / "m.onnx")
+    proto = onnx.load(str(path))
+    for p in proto.metadata_props:
+        if p.key == "rnn.pieces":
+            p.value = value
+    onnx.save(proto, str(path))
+    with pytest.raises(CheckpointError, match="rnn.pieces"):
+        rnncli.load(path)
+    result = runner.invoke(main, ["predict", "-c", str(path), "o menino"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("rnn: error: ") and result.stderr.count("\n") == 1 and "rnn.pieces" in result.stderr

@@ -35,14 +35,15 @@ from .common import checkpoint_option, reports_errors, usage
 )
 @reports_errors
 def export(checkpoint, output, overwrite, direction, int8):
-    """Write one network of a word checkpoint as an ONNX model (float32, or int8) that runs in onnxruntime.
+    """Write one network of a checkpoint as an ONNX model (float32, or int8) that runs in onnxruntime.
 
     \b
     inputs:  input_ids int64 (T, B), h0 float32 (L, B, H), c0 (LSTM)
     outputs: log_probs float32 (T, B, V), hn (L, B, H), cn (LSTM)
 
     T and B are dynamic. The file's metadata carries the vocabulary (rnn.vocab, a JSON list in id
-    order), the tokenizer settings (rnn.tokenizer), rnn.units, rnn.cell and rnn.direction.
+    order), the tokenizer settings (rnn.tokenizer), rnn.units, rnn.cell and rnn.direction; a
+    word-piece model's file also its piece model (rnn.pieces, base64), so it still speaks words.
     Needs the onnx extra: pip install -e ".[onnx]".
 
     --int8 stores the embedding, output and LSTM weights as int8 (dynamic quantization: activations
@@ -50,7 +51,7 @@ def export(checkpoint, output, overwrite, direction, int8):
     ONNX ops only (DequantizeLinear, DynamicQuantizeLinear, MatMulInteger); an LSTM file uses
     onnxruntime's contrib op com.microsoft.DynamicQuantizeLSTM, so only onnxruntime runs it.
     """
-    from ..onnx_export import export_onnx, require_onnx, require_onnxruntime
+    from ..onnx_export import require_onnx, require_onnxruntime
 
     require_onnx()  # before loading: a missing package is said first
     if int8:
@@ -65,13 +66,7 @@ def export(checkpoint, output, overwrite, direction, int8):
     if checkpoint and str(checkpoint).endswith(".onnx"):
         raise usage(f"{checkpoint} is already an ONNX file: export reads a checkpoint folder (-c DIR)")
     model = open_model(checkpoint)
-    if model.pieces is not None:
-        raise usage(f"{model.path} is a word-piece model (tokenizer.units: pieces); pieces are not exported yet")
+    model.export(output, direction=direction, int8=int8)
     network = model.forward if direction == "forward" else model.backward
-    if network is None:
-        held = "backward" if direction == "forward" else "forward"
-        raise usage(f"{model.path} holds no {direction} network (only a {held} one); pass --direction {held}")
-    tokenizer = model.checkpoint.meta["tokenizer"]
-    export_onnx(network, model.vocab.itos, tokenizer, output, direction=direction, int8=int8)
     kind = "int8 " if int8 else ""
     click.echo(f"rnn: {kind}{network.shape.cell} model written to {output}", err=True)
