@@ -83,7 +83,9 @@ def main() -> None:
     ap.add_argument("tokens")
     ap.add_argument("--repeat", type=int, default=1000)
     args = ap.parse_args()
-    vocab = read_vocab(args.model)
+    vocab, units = read_vocab(args.model)
+    if units != "words":
+        sys.exit(f"{args.model}: a word-piece model; its whole-word figures are rnn eval's (rnn eval -c FILE TEXT)")
     sess = session(args.model)
     ppl, top1, top3 = accuracy(sess, read_ids(args.tokens, vocab), vocab.index(UNK) if UNK in vocab else None)
     step = latency(sess, args.repeat)
