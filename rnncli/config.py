@@ -225,8 +225,25 @@ def _key(default: Any, rule: _Rule, help: str) -> Any:
 # --- the sections -----------------------------------------------------------------------------
 
 
-@dataclass
-class _Section:
+class _Fields:
+    """``==`` and ``repr`` over the dataclass fields, written once: the sections below are declared
+    with ``eq=False, repr=False``, since every method a dataclass generates is compiled when the module
+    is imported, at every start of ``rnn`` (these two, for six classes, were a millisecond of it)."""
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(self))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return f"{self.__class__.__qualname__}({shown})"
+
+
+@dataclass(eq=False, repr=False)
+class _Section(_Fields):
     """Base of the section dataclasses: checks and normalises every field when built."""
 
     NAME: ClassVar[str] = ""
@@ -237,7 +254,7 @@ class _Section:
             setattr(self, f.name, f.metadata["rule"].check(path, getattr(self, f.name)))
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class DataConfig(_Section):
     """Where the text comes from and how its bytes are decoded."""
 
@@ -264,7 +281,7 @@ class DataConfig(_Section):
     )
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class TokenizerConfig(_Section):
     """How text becomes words and words become ids."""
 
@@ -296,7 +313,7 @@ class TokenizerConfig(_Section):
     )
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class ModelConfig(_Section):
     """Shape of the network: embedding, stacked recurrent cells, output layer."""
 
@@ -346,7 +363,7 @@ class ModelConfig(_Section):
             )
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class TrainConfig(_Section):
     """The optimisation: batches, windows, learning rate and its schedule."""
 
@@ -384,7 +401,7 @@ class TrainConfig(_Section):
     )
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class CheckpointConfig(_Section):
     """Where training saves its state."""
 
@@ -404,8 +421,8 @@ class CheckpointConfig(_Section):
     )
 
 
-@dataclass
-class Config:
+@dataclass(eq=False, repr=False)
+class Config(_Fields):
     """A whole config: one instance of each section."""
 
     data: DataConfig = field(default_factory=DataConfig)

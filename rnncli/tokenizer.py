@@ -196,8 +196,18 @@ _LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
 _CONTROL = r"\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f"
 _INVISIBLE = r"\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
 _ODD_RE = re.compile(f"[{_CONTROL}{_INVISIBLE}]")
-_CONTROL_RE = re.compile(f"[{_CONTROL}]")
-_INVISIBLE_RE = re.compile(f"[{_INVISIBLE}]")
+
+
+def _odd_table() -> dict[int, str | None]:
+    """str.translate's table: each control character to a space, each invisible one to nothing."""
+    table: dict[int, str | None] = {}
+    for chars, to in ((_CONTROL, " "), (_INVISIBLE, None)):
+        for lo, hi in re.findall(r"(.)(?:-(.))?", chars.encode().decode("unicode_escape")):
+            table.update(dict.fromkeys(range(ord(lo), ord(hi or lo) + 1), to))
+    return table
+
+
+_ODD_TABLE = _odd_table()
 
 _DASHES = frozenset({"—", "–", "-"})
 _CONTINUES_SENTENCE = frozenset({",", ";"})
@@ -274,7 +284,7 @@ def normalize_joiners(text: str, open_end: bool = False) -> str:
 def clean_text(text: str) -> str:
     """Drop invisible characters, blank out control characters, then NFC (both modes)."""
     if _ODD_RE.search(text):
-        text = _INVISIBLE_RE.sub("", _CONTROL_RE.sub(" ", text))
+        text = text.translate(_ODD_TABLE)
     return unicodedata.normalize("NFC", text)
 
 
