@@ -652,3 +652,15 @@ def test_reference_yaml_comments_are_the_key_descriptions():
         start = lines.index(f"{section}:")
         line = next(i for i in range(start, len(lines)) if lines[i].startswith(f"  {key}:"))
         assert lines[line - 1] == f"  # {info.help}", info.path
+
+
+def test_sections_compare_and_show_by_their_fields():
+    from rnncli.config import Config, ModelConfig, TrainConfig
+
+    assert Config() == Config() and ModelConfig(cell="lstm") == ModelConfig(cell="lstm")
+    assert ModelConfig(cell="lstm") != ModelConfig() and TrainConfig(epochs=3) != TrainConfig()
+    assert Config(model=ModelConfig(layers=2)) != Config()
+    assert ModelConfig() != TrainConfig() and Config() != "config"
+    assert repr(ModelConfig(cell="gru")).startswith("ModelConfig(cell='gru', direction='forward', ")
+    with pytest.raises(TypeError):
+        hash(Config())  # mutable: no hash, as a dataclass with eq
