@@ -32,6 +32,7 @@ from .tokenizer import EOS, UNK, Vocab
 
 WORD_MARK = "\u2581"  # SentencePiece's sign of a word's beginning
 DEFAULT_PIECES = 2000
+_OWN_WORDS = 1 << 17  # unit sequences whose word own_word remembers
 
 
 def begin_mask(itos: list[str]) -> np.ndarray:
@@ -70,6 +71,7 @@ class Pieces:
         self._text = [p.replace(WORD_MARK, " ") for p in vocab.itos]  # what a piece adds to a word
         self._bytes = [vocab.stoi.get(f"<0x{b:02X}>") for b in range(256)]
         self._spelled: dict[str, np.ndarray] = {UNK: np.array([Vocab.unk_id]), EOS: np.array([Vocab.eos_id])}
+        self._own: dict[tuple[int, ...], str | None] = {}  # own_word's answers
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -134,6 +136,20 @@ class Pieces:
             text = "".join([self._text[i] for i in ids.tolist()])
             return text[1:] if text.startswith(" ") else text
         return self._sp.decode([int(i) for i in self.to_sp[ids]])
+
+    def own_word(self, seq: tuple[int, ...]) -> str | None:
+        """The word that a sequence of unit ids spells, if it is that word's own spelling (``spell``
+        gives it back); None for another spelling of the same letters, or the lone word mark.
+        Remembered per sequence: a search asks it of the same common words prompt after prompt."""
+        word = self._own.get(seq, self)
+        if word is self:
+            word = self.join(seq)
+            if not word or tuple(self.spell(word).tolist()) != seq:
+                word = None
+            if len(self._own) >= _OWN_WORDS:  # a bound on memory; the common words come back at once
+                self._own.clear()
+            self._own[seq] = word
+        return word
 
     def words(self, ids: Iterable[int]) -> list[str]:
         """A unit stream cut into its words (a word begins at each unit that begins one)."""

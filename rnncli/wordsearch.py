@@ -180,13 +180,9 @@ def _finish(found, beam: _Beam, W: int, ended: np.ndarray, pieces) -> None:
         q = int(beam.queries[r // W])
         if ended[r] <= bounds[q]:
             continue
-        seq = beam.seqs[r]
-        word = pieces.join(seq)
-        if not word:
-            continue  # the lone word mark: no word
-        spelled = pieces.spell(word)
-        if len(spelled) != len(seq) or tuple(spelled.tolist()) != seq:
-            continue  # another spelling of these letters: not the word the model learnt
+        word = pieces.own_word(beam.seqs[r])
+        if word is None:
+            continue  # another spelling of these letters (not the word the model learnt), or no word
         found[q].add(word, float(ended[r]))
         bounds[q] = found[q].bound()
 
@@ -322,8 +318,8 @@ def exact_search(
             break  # no prefix left can beat the k-th word
         top, after, _ = model.hidden(np.array([[seq[-1]]], dtype=np.int32), st)
         lp = log_probs64(model, top[0])[0]
-        word = pieces.join(seq)
-        if word and tuple(pieces.spell(word).tolist()) == seq:
+        word = pieces.own_word(seq)
+        if word is not None:
             found.add(word, -neg + float(log_begin(lp[None, :], begins)[0]))
         if len(seq) < max_units:
             for u in np.flatnonzero(~begins):
