@@ -39,7 +39,7 @@ from rnncli.model import RNNModel
 from rnncli.pieces import WORD_MARK, Pieces
 from rnncli.tokenizer import EOS, UNK, Vocab
 from rnncli.twoway import reverse_stream
-from rnncli.wordsearch import DEFAULT_WIDTH, exact_search, log_probs64, search
+from rnncli.wordsearch import DEFAULT_WIDTH, exact_search, log_probs64, search, word_log_probs
 
 from . import test_mpi  # its launcher, environment and comparison of two runs
 from .conftest import TINY_TEXT, working_in, write_config
@@ -287,6 +287,27 @@ def test_no_search_offers_the_empty_word(model64):
         assert "" not in [w for w, _ in row]
     for q in range(len(PROMPTS)):
         assert "" not in [w for w, _ in exact_search(m.forward, m.pieces, _one(state, q), lp0[q], 10)]
+
+
+def test_only_a_words_own_spelling_is_the_word(model64):
+    """Other pieces that join to the same letters (here: the word mark, then the word's UTF-8 bytes)
+    are not the word the model learnt: never offered as it, nor counted in its probability."""
+    p = model64.pieces
+    for word in ("menino", "mãe", "sentindo-se"):
+        own = tuple(p.spell(word).tolist())
+        other = (p.mark_id, *(p._bytes[b] for b in word.encode("utf-8")))
+        assert own != other and p.join(own) == p.join(other) == word
+        assert p.own_word(own) == word and p.own_word(other) is None
+        assert p.own_word(own) == word and p.own_word(other) is None  # remembered, the same
+    assert p.own_word((p.mark_id,)) is None  # the lone word mark spells no word
+    # every word a search finds has the probability of its own spelling
+    m = model64
+    state, lp0 = _queries(m, PROMPTS[:4])
+    for q, row in enumerate(search(m.forward, m.pieces, state, lp0, 5, width=len(m.vocab))):
+        context = m.tokenize_prompt(PROMPTS[q])
+        for word, logp in row:
+            want = word_log_probs(m.forward, m.pieces, [*context, word])[-1]
+            assert abs(logp - want) < 1e-4, (PROMPTS[q], word)
 
 
 def test_a_width_beyond_the_vocabulary_is_the_whole_vocabulary(model64):
