@@ -4,7 +4,6 @@ texts from files and stdin; finding the model; answering a stream line by line."
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from dataclasses import dataclass
 
@@ -82,6 +81,8 @@ def text_files(files: tuple[str, ...], command: str) -> tuple[str, ...]:
         raise usage("stdin can be read once: give '-' once")
     for name in files:
         if name != "-" and not _GLOB_CHARS & set(name) and not os.path.exists(name):
+            import shlex  # only for this message: not at every start
+
             raise DataError(
                 f"{name}: no such file; rnn {command} reads its text from files or stdin, "
                 f"e.g. echo {shlex.quote(name)} | rnn {command}"
