@@ -46,7 +46,7 @@ META_DIGEST = "meta_sha256"  # checkpoint.json's own checksum, over its other ke
 LAST_RUN_POINTER = Path(".rnn") / "last_run"  # relative to the folder `rnn train` ran in
 
 
-@dataclass
+@dataclass(eq=False)  # arrays: no field-wise ==
 class Checkpoint:
     path: Path
     weights: dict[str, np.ndarray]

@@ -46,7 +46,7 @@ def block_rows(model: RNNModel) -> int:
     return max(1, WORK_FLOATS // per_row)
 
 
-@dataclass
+@dataclass(eq=False)  # arrays: no field-wise ==
 class Pass:
     """What ``run_rows`` returns, one entry per row: ``state`` and ``top`` (R, H) after its last id
     (None unless kept), ``totals`` (R,) float64 the summed log-probability of its scored ids, and
@@ -63,7 +63,7 @@ def _take_state(state: State, rows: np.ndarray) -> State:
     return [tuple(a[rows] for a in layer) for layer in state]
 
 
-@dataclass
+@dataclass(eq=False)  # arrays: no field-wise ==
 class _Rows:
     """``run_rows``' inputs as arrays: ``flat`` (n + 1,) int32 ending in a pad id, so that every index
     ``run_rows`` makes is valid; ``starts``, ``lengths``, ``start_of`` (R,) int64 (``start_of[r]``: the

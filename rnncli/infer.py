@@ -117,7 +117,7 @@ def _check_output(model: RNNModel, ckpt: Checkpoint) -> None:
         )
 
 
-@dataclass
+@dataclass(eq=False)  # networks: compared by identity
 class Models:
     """The networks of one checkpoint: a forward (left-to-right) and/or a backward (right-to-left) model.
 
