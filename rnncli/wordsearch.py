@@ -159,17 +159,52 @@ def _run(model, pieces, beam: _Beam, found: list[_Found], W: int, max_units: int
         lp = model.log_probs(top[0])  # (R, V) in the model's precision
         _finish(found, beam, W, beam.logp + log_begin(lp, begins), pieces)
         A = len(beam.queries)
-        ext = beam.logp[:, None] + lp[:, cont]  # (R, C)
-        bounds = np.repeat(np.array([found[q].bound() for q in beam.queries], dtype=lp.dtype), W)  # (R,)
-        ext[ext <= bounds[:, None]] = -np.inf  # cannot beat the k-th word: dropped
-        flat = ext.reshape(A, W * len(cont))  # (A, W*C)
-        best = np.argpartition(-flat, W - 1, axis=1)[:, :W]  # (A, W)
-        new_logp = np.take_along_axis(flat, best, axis=1)  # (A, W)
-        alive = np.isfinite(new_logp).any(axis=1)  # a query whose every extension was dropped is done
-        rows = (np.arange(A)[:, None] * W + best // len(cont))[alive].reshape(-1)
-        units = cont[(best % len(cont))[alive].reshape(-1)]
-        seqs = [beam.seqs[r] + (int(u),) for r, u in zip(rows.tolist(), units.tolist())]
-        beam = _Beam(beam.queries[alive], seqs, new_logp[alive].reshape(-1), _take(state, rows))
+        bounds = np.array([found[q].bound() for q in beam.queries], dtype=lp.dtype)  # (A,)
+        # an extension is at most its prefix (lp <= 0): only a query with a prefix above its bound goes on
+        # (most stop after the first round: their k words are found); the others' extensions all drop
+        keep = np.flatnonzero((beam.logp.reshape(A, W) > bounds[:, None]).any(axis=1))  # (K,)
+        beam = _extend(beam, lp, bounds, keep, cont, W, state)
+
+
+def _extend(
+    beam: _Beam, lp: np.ndarray, bounds: np.ndarray, keep: np.ndarray, cont: np.ndarray, W: int, state
+) -> _Beam:
+    """The next round's beam: per kept query (``keep``, indices of ``beam.queries``), its W best
+    extensions (a row's prefix, then a unit that continues a word: ``cont``, their ids) above its
+    bound, ties to the lower row and unit; a query with fewer fills its rows with dead ones (-inf),
+    one with none is done.  ``lp`` (R, V): each row's next-unit log-probabilities.
+
+    Few extensions beat the bound: the rows that may have one are found by their best continuation,
+    their units by one comparison (loosely, then exactly as ``prefix + lp > bound`` in the model's
+    precision), and those are sorted, instead of partitioning every extension."""
+    rows_of = (keep[:, None] * W + np.arange(W)).reshape(-1)  # (K*W,) the kept queries' rows
+    sub = np.take(lp if len(rows_of) == len(lp) else lp[rows_of], cont, axis=1)  # (K*W, C)
+    prefix, floor = beam.logp[rows_of], np.repeat(bounds[keep], W)  # (K*W,) each
+    with np.errstate(invalid="ignore"):  # a dead row (-inf) under no bound (-inf): NaN, which nothing beats
+        loose = floor - prefix - 1e-3  # (K*W,) a continuation above it may beat the bound
+    near = np.flatnonzero(sub.max(axis=1) > loose)  # the rows that have one: few
+    r, j = np.nonzero(sub[near] > loose[near, None])
+    r = near[r]
+    values = prefix[r] + sub[r, j]  # as the model's precision adds them
+    good = values > floor[r]
+    r, u, values = r[good], cont[j[good]], values[good]
+    q = r // W  # which kept query
+    order = np.lexsort((-values, q))  # by query, then best first; stable: ties keep row, unit order
+    q, r, u, values = q[order], r[order], u[order], values[order]
+    rank = np.arange(len(q)) - np.searchsorted(q, q)  # place within its query
+    chosen = rank < W
+    q, r, u, values, rank = q[chosen], r[chosen], u[chosen], values[chosen], rank[chosen]
+    live, slot_of = np.unique(q, return_inverse=True)  # the queries that go on, and each entry's query
+    first_row = r[np.searchsorted(q, live)]  # a row of each live query, for its dead rows' state
+    rows = np.repeat(keep[live] * W + first_row % W, W)  # dead rows: that row's state
+    units = np.zeros(len(rows), dtype=np.int64)
+    logp = np.full(len(rows), -np.inf, dtype=lp.dtype)
+    at = slot_of * W + rank
+    rows[at] = keep[q] * W + r % W
+    units[at] = u
+    logp[at] = values
+    seqs = [beam.seqs[i] + (int(x),) for i, x in zip(rows.tolist(), units.tolist())]
+    return _Beam(beam.queries[keep[live]], seqs, logp, _take(state, rows))
 
 
 def _finish(found, beam: _Beam, W: int, ended: np.ndarray, pieces) -> None:
