@@ -148,77 +148,100 @@ def _first_units(pieces, state, lp0, found, W, eos) -> _Beam:
 
 
 def _run(model, pieces, beam: _Beam, found: list[_Found], W: int, max_units: int) -> None:
-    """Rounds of the beam search until no query's prefixes can beat its k-th word."""
-    begins = pieces.begins
-    cont = np.flatnonzero(~begins)  # the units that continue a word
+    """Rounds of the beam search until no query's prefixes can beat its k-th word.
+
+    A prefix at or below its query's bound (the k-th word found) can neither finish a word nor
+    extend to one that beats it (a unit's log-probability is <= 0), so it is not read.  Each round
+    reads every query's k best prefixes first: the words they finish raise the bound, and the other
+    prefixes are read only where they are still above it (after the first round, about a third are);
+    what the round finds is what reading them all would."""
+    cont = np.flatnonzero(~pieces.begins)  # the units that continue a word
+    k = found[0].k
     for _ in range(max_units):
         if not beam.queries.size:
             break
-        last = np.array([s[-1] if s else 0 for s in beam.seqs], dtype=np.int32)
-        top, state, _ = model.hidden(last[None, :], beam.state)
-        lp = model.log_probs(top[0])  # (R, V) in the model's precision
-        _finish(found, beam, W, beam.logp + log_begin(lp, begins), pieces)
         A = len(beam.queries)
-        bounds = np.array([found[q].bound() for q in beam.queries], dtype=lp.dtype)  # (A,)
-        # an extension is at most its prefix (lp <= 0): only a query with a prefix above its bound goes on
-        # (most stop after the first round: their k words are found); the others' extensions all drop
-        keep = np.flatnonzero((beam.logp.reshape(A, W) > bounds[:, None]).any(axis=1))  # (K,)
-        beam = _extend(beam, lp, bounds, keep, cont, W, state)
+        order = np.argsort(-beam.logp.reshape(A, W), axis=1, kind="stable")  # (A, W) best first
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(W)[None, :], axis=1)
+        rank = rank.reshape(-1)  # (R,) each row's place in its query
+        ids = np.flatnonzero((rank < k) & (beam.logp > np.repeat(_bounds(found, beam, model.dtype), W)))
+        lp, state = _read(model, pieces, beam, ids, found, W)
+        rest = np.flatnonzero((rank >= k) & (beam.logp > np.repeat(_bounds(found, beam, model.dtype), W)))
+        if rest.size:
+            lp_rest, state_rest = _read(model, pieces, beam, rest, found, W)
+            ids, lp = np.concatenate([ids, rest]), np.concatenate([lp, lp_rest])
+            state = [tuple(np.concatenate(pair) for pair in zip(a, b)) for a, b in zip(state, state_rest)]
+        beam = _extend(beam, ids, lp, _bounds(found, beam, model.dtype), cont, W, state)
 
 
-def _extend(
-    beam: _Beam, lp: np.ndarray, bounds: np.ndarray, keep: np.ndarray, cont: np.ndarray, W: int, state
-) -> _Beam:
-    """The next round's beam: per kept query (``keep``, indices of ``beam.queries``), its W best
-    extensions (a row's prefix, then a unit that continues a word: ``cont``, their ids) above its
-    bound, ties to the lower row and unit; a query with fewer fills its rows with dead ones (-inf),
-    one with none is done.  ``lp`` (R, V): each row's next-unit log-probabilities.
+def _bounds(found: list[_Found], beam: _Beam, dtype) -> np.ndarray:
+    """(A,): what a word must beat, per query of the beam, in the model's precision (``dtype``)."""
+    return np.array([found[q].bound() for q in beam.queries], dtype=dtype)
+
+
+def _read(model, pieces, beam: _Beam, ids: np.ndarray, found, W: int):
+    """Step the beam's rows ``ids`` once: their next-unit log-probabilities (n, V) and states, each
+    prefix offered as a finished word (times its boundary)."""
+    if not ids.size:
+        return np.zeros((0, len(pieces)), dtype=np.float32), _take(beam.state, ids)
+    last = np.array([beam.seqs[i][-1] if beam.seqs[i] else 0 for i in ids.tolist()], dtype=np.int32)
+    top, state, _ = model.hidden(last[None, :], _take(beam.state, ids))
+    lp = model.log_probs(top[0])  # (n, V) in the model's precision
+    _finish(found, beam, W, ids, beam.logp[ids] + log_begin(lp, pieces.begins), pieces)
+    return lp, state
+
+
+def _extend(beam: _Beam, ids: np.ndarray, lp: np.ndarray, bounds: np.ndarray, cont: np.ndarray, W: int, state):
+    """The next round's beam: per query, its W best extensions (a row's prefix, then a unit that
+    continues a word: ``cont``, their ids) above its bound, ties to the lower row and unit; a query
+    with fewer fills its rows with dead ones (-inf), one with none is done.  ``ids``: the beam's rows
+    that were read, ``lp`` (n, V) and ``state`` their next-unit log-probabilities and states.
 
     Few extensions beat the bound: the rows that may have one are found by their best continuation,
     their units by one comparison (loosely, then exactly as ``prefix + lp > bound`` in the model's
     precision), and those are sorted, instead of partitioning every extension."""
-    rows_of = (keep[:, None] * W + np.arange(W)).reshape(-1)  # (K*W,) the kept queries' rows
-    sub = np.take(lp if len(rows_of) == len(lp) else lp[rows_of], cont, axis=1)  # (K*W, C)
-    prefix, floor = beam.logp[rows_of], np.repeat(bounds[keep], W)  # (K*W,) each
+    sub = np.take(lp, cont, axis=1)  # (n, C)
+    prefix, floor = beam.logp[ids], bounds[ids // W]  # (n,) each
     with np.errstate(invalid="ignore"):  # a dead row (-inf) under no bound (-inf): NaN, which nothing beats
-        loose = floor - prefix - 1e-3  # (K*W,) a continuation above it may beat the bound
-    near = np.flatnonzero(sub.max(axis=1) > loose)  # the rows that have one: few
+        loose = floor - prefix - 1e-3  # (n,) a continuation above it may beat the bound
+    near = np.flatnonzero(sub.max(axis=1, initial=-np.inf) > loose)  # the rows that have one: few
     r, j = np.nonzero(sub[near] > loose[near, None])
     r = near[r]
     values = prefix[r] + sub[r, j]  # as the model's precision adds them
     good = values > floor[r]
     r, u, values = r[good], cont[j[good]], values[good]
-    q = r // W  # which kept query
-    order = np.lexsort((-values, q))  # by query, then best first; stable: ties keep row, unit order
+    row = ids[r]
+    q = row // W  # the query, as an index of beam.queries
+    order = np.lexsort((u, row, -values, q))  # by query, best first, ties to the lower row and unit
     q, r, u, values = q[order], r[order], u[order], values[order]
     rank = np.arange(len(q)) - np.searchsorted(q, q)  # place within its query
     chosen = rank < W
     q, r, u, values, rank = q[chosen], r[chosen], u[chosen], values[chosen], rank[chosen]
     live, slot_of = np.unique(q, return_inverse=True)  # the queries that go on, and each entry's query
-    first_row = r[np.searchsorted(q, live)]  # a row of each live query, for its dead rows' state
-    rows = np.repeat(keep[live] * W + first_row % W, W)  # dead rows: that row's state
-    units = np.zeros(len(rows), dtype=np.int64)
-    logp = np.full(len(rows), -np.inf, dtype=lp.dtype)
+    pos = np.repeat(r[np.searchsorted(q, live)], W)  # dead rows: a live row's state
+    units = np.zeros(len(pos), dtype=np.int64)
+    logp = np.full(len(pos), -np.inf, dtype=lp.dtype)
     at = slot_of * W + rank
-    rows[at] = keep[q] * W + r % W
-    units[at] = u
-    logp[at] = values
-    seqs = [beam.seqs[i] + (int(x),) for i, x in zip(rows.tolist(), units.tolist())]
-    return _Beam(beam.queries[keep[live]], seqs, logp, _take(state, rows))
+    pos[at], units[at], logp[at] = r, u, values
+    seqs = [beam.seqs[i] + (int(x),) for i, x in zip(ids[pos].tolist(), units.tolist())]
+    return _Beam(beam.queries[live], seqs, logp, _take(state, pos))
 
 
-def _finish(found, beam: _Beam, W: int, ended: np.ndarray, pieces) -> None:
-    """Offer each finished prefix as a word to its query: its own spelling only, above the k-th."""
-    bounds = {int(q): found[q].bound() for q in beam.queries}
-    floor = np.repeat(np.array([bounds[int(q)] for q in beam.queries]), W)
-    for r in np.flatnonzero(np.isfinite(ended) & (ended > floor)).tolist():
-        q = int(beam.queries[r // W])
-        if ended[r] <= bounds[q]:
+def _finish(found, beam: _Beam, W: int, ids: np.ndarray, ended: np.ndarray, pieces) -> None:
+    """Offer each finished prefix (rows ``ids``, ``ended`` their words' log-probabilities) as a word
+    to its query: its own spelling only, above the k-th."""
+    queries = beam.queries[ids // W]
+    bounds = {q: found[q].bound() for q in set(queries.tolist())}
+    floor = np.array([bounds[q] for q in queries.tolist()])
+    for i in np.flatnonzero(np.isfinite(ended) & (ended > floor)).tolist():
+        q = int(queries[i])
+        if ended[i] <= bounds[q]:
             continue
-        word = pieces.own_word(beam.seqs[r])
+        word = pieces.own_word(beam.seqs[ids[i]])
         if word is None:
             continue  # another spelling of these letters (not the word the model learnt), or no word
-        found[q].add(word, float(ended[r]))
+        found[q].add(word, float(ended[i]))
         bounds[q] = found[q].bound()
 
 
