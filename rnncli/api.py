@@ -88,7 +88,7 @@ class Model:
 
     def _context(self, tokens: list[str]) -> np.ndarray:
         """A prompt's ids as the model reads them: after an <eos> (a prompt starts a sentence)."""
-        units = self.vocab.encode(tokens) if self.pieces is None else self.pieces.encode(tokens)[0]
+        units = self.vocab.encode(tokens) if self.pieces is None else self.pieces.units(tokens)
         ids = np.empty(len(units) + 1, dtype=np.int32)  # (T,)
         ids[0] = self.vocab.eos_id
         ids[1:] = units

@@ -169,7 +169,7 @@ def _totals(per_word: list[np.ndarray]) -> np.ndarray:
 # ------------------------------------------------------------ the searches
 def _read(model: RNNModel, pieces: Pieces, contexts: Sequence[Sequence[str]]) -> tuple[State, np.ndarray]:
     """The state and the top output (Q, H) after each word sequence read after <eos>."""
-    units = [np.concatenate([[Vocab.eos_id], pieces.encode(c)[0]]).astype(np.int32) for c in contexts]
+    units = [np.concatenate([[Vocab.eos_id], pieces.units(c)]).astype(np.int32) for c in contexts]
     return read_contexts(model, units)
 
 

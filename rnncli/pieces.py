@@ -101,6 +101,11 @@ class Pieces:
         """Whether the word has a spelling without <unk> (always, with byte fallback)."""
         return word in (UNK, EOS) or Vocab.unk_id not in self.spell(word)
 
+    def units(self, words: Iterable[str]) -> np.ndarray:
+        """The unit ids of a word sequence, (N,) int32 (``encode`` without where each word starts)."""
+        spelled = [self.spell(w) for w in words]
+        return np.concatenate(spelled).astype(np.int32) if spelled else np.zeros(0, dtype=np.int32)
+
     def encode(self, words: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """(unit ids (N,) int32, index of each word's first unit (W,) int64) of a word sequence."""
         spelled = [self.spell(w) for w in words]

@@ -61,22 +61,23 @@ def log_probs64(model: RNNModel, hidden: np.ndarray) -> np.ndarray:
 class _Found:
     """The best finished words of one query: at most k, best first."""
 
-    __slots__ = ("floor", "k", "words")
+    __slots__ = ("_bound", "floor", "k", "words")
 
     def __init__(self, k: int, floor: float = -np.inf):
         self.k, self.words, self.floor = k, {}, floor
+        self._bound = floor
 
     def bound(self) -> float:
         """What a word must beat to matter: the k-th word found, or the floor."""
-        if len(self.words) < self.k:
-            return self.floor
-        return max(self.floor, sorted(self.words.values(), reverse=True)[self.k - 1])
+        return self._bound
 
     def add(self, word: str, logp: float) -> None:
         if logp > self.words.get(word, -np.inf):
             self.words[word] = logp
             if len(self.words) > 2 * self.k:  # keep it small: only the k best can ever be shown
                 self.words = dict(sorted(self.words.items(), key=lambda kv: -kv[1])[: self.k])
+            if len(self.words) >= self.k:  # the bound changes only here: kept, not sorted at every ask
+                self._bound = max(self.floor, sorted(self.words.values(), reverse=True)[self.k - 1])
 
     def best(self) -> list[tuple[str, float]]:
         return sorted(self.words.items(), key=lambda kv: (-kv[1], kv[0]))[: self.k]
