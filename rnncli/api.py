@@ -8,7 +8,8 @@
 A method takes one string (and returns one result) or a list of strings (and returns one result each,
 computed as minibatches). Results are the frozen dataclasses of ``rnncli.results``, named as the CLI's
 JSON keys. Errors are the project's exceptions (``rnncli.errors``); nothing here prints or exits, and
-no method writes into anything another call reads, so one ``Model`` may serve several threads.
+no method writes into anything another call reads (only into caches of answers that are the same whoever
+computes them), so one ``Model`` may serve several threads.
 """
 
 from __future__ import annotations
@@ -455,10 +456,13 @@ class Model:
             raise UsageError(f"direction must be forward or backward, not {direction!r}")
         if str(self.path).endswith(".onnx"):
             raise UsageError(f"{self.path} is already an ONNX file: export reads a checkpoint folder")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise UsageError(f"{folder} is not a folder; make it first, or write the model elsewhere")
         network = self.forward if direction == "forward" else self.backward
         if network is None:
             held = "backward" if direction == "forward" else "forward"
-            raise UsageError(f"{self.path} holds no {direction} network (only a {held} one); pass --direction {held}")
+            raise UsageError(f"{self.path} holds no {direction} network (only a {held} one); export the {held} one")
         units, proto = ("pieces", self.pieces.proto) if self.pieces is not None else ("words", None)
         settings = self.checkpoint.meta["tokenizer"]
         export_onnx(network, self.vocab.itos, settings, path, direction=direction, units=units, pieces=proto, int8=int8)

@@ -174,13 +174,14 @@ def load_onnx(path):
 def _pieces(path: Path, meta: dict, vocab: Vocab):
     """The piece model a word-piece export carries (``rnn.pieces``: base64 of its protobuf bytes)."""
     import base64
-    import binascii
 
     from .pieces import load_pieces
 
+    if "rnn.pieces" not in meta:
+        raise CheckpointError(f"{path}: damaged rnn export (rnn.units is pieces, but there is no rnn.pieces)")
     try:
         proto = base64.b64decode(meta["rnn.pieces"], validate=True)
-    except (KeyError, binascii.Error) as e:
+    except ValueError as e:  # binascii.Error, or characters outside ASCII
         raise CheckpointError(f"{path}: damaged rnn export (rnn.pieces: {_one_line(e)})") from None
     return load_pieces(proto, vocab, f"{path} (rnn.pieces)")
 
@@ -190,6 +191,8 @@ def _shape(session, meta: dict, V: int) -> tuple[OnnxShape, str]:
     units, cell, direction = meta.get("rnn.units", "words"), meta.get("rnn.cell"), meta.get("rnn.direction")
     if units not in ("words", "pieces"):
         raise ValueError(f"rnn.units {units!r} is not words or pieces")
+    if units == "words" and "rnn.pieces" in meta:  # read as words, its vocabulary of pieces would answer
+        raise ValueError("rnn.units is words, but the file carries a piece model (rnn.pieces)")
     if cell not in ("rnn", "lstm", "gru") or direction not in ("forward", "backward"):
         raise ValueError(f"rnn.cell {cell!r}, rnn.direction {direction!r}")
     inputs = {i.name: i.shape for i in session.get_inputs()}

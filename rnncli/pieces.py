@@ -33,6 +33,7 @@ from .tokenizer import EOS, UNK, Vocab
 WORD_MARK = "\u2581"  # SentencePiece's sign of a word's beginning
 DEFAULT_PIECES = 2000
 _OWN_WORDS = 1 << 17  # unit sequences whose word own_word remembers
+_SPELLED_WORDS = 1 << 18  # words whose spelling spell remembers
 
 
 def begin_mask(itos: list[str]) -> np.ndarray:
@@ -70,11 +71,16 @@ class Pieces:
         self._byte = np.array([p.startswith("<0x") and p.endswith(">") for p in vocab.itos], dtype=bool)
         self._text = [p.replace(WORD_MARK, " ") for p in vocab.itos]  # what a piece adds to a word
         self._bytes = [vocab.stoi.get(f"<0x{b:02X}>") for b in range(256)]
-        self._spelled: dict[str, np.ndarray] = {UNK: np.array([Vocab.unk_id]), EOS: np.array([Vocab.eos_id])}
+        self._spelled: dict[str, np.ndarray] = self._specials()  # spell's answers
         self._own: dict[tuple[int, ...], str | None] = {}  # own_word's answers
 
     def __len__(self) -> int:
         return len(self.vocab)
+
+    @staticmethod
+    def _specials() -> dict[str, np.ndarray]:
+        """<unk> and <eos> are one unit each, whatever SentencePiece would make of their letters."""
+        return {UNK: np.array([Vocab.unk_id]), EOS: np.array([Vocab.eos_id])}
 
     # ----------------------------------------------------------------- spelling
 
@@ -83,6 +89,8 @@ class Pieces:
         ids = self._spelled.get(word)
         if ids is None:
             ids = self._spell(word)
+            if len(self._spelled) >= _SPELLED_WORDS:  # a bound on memory (a service asked for many words)
+                self._spelled = self._specials()
             self._spelled[word] = ids
         return ids
 

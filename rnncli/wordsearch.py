@@ -222,7 +222,7 @@ def _extend(beam: _Beam, ids: np.ndarray, lp: np.ndarray, bounds: np.ndarray, co
     live, slot_of = np.unique(q, return_inverse=True)  # the queries that go on, and each entry's query
     pos = np.repeat(r[np.searchsorted(q, live)], W)  # dead rows: a live row's state
     units = np.zeros(len(pos), dtype=np.int64)
-    logp = np.full(len(pos), -np.inf, dtype=lp.dtype)
+    logp = np.full(len(pos), -np.inf, dtype=values.dtype)  # float64 when the roots are (completion)
     at = slot_of * W + rank
     pos[at], units[at], logp[at] = r, u, values
     seqs = [beam.seqs[i] + (int(x),) for i, x in zip(ids[pos].tolist(), units.tolist())]

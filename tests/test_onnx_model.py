@@ -191,17 +191,43 @@ def test_export_and_quantize_refuse_an_onnx_file_in_one_line(tmp_path):
     assert model.read_bytes() == b"not read" and not (tmp_path / "x.onnx").exists() and not (tmp_path / "q").exists()
 
 
-@pytest.mark.parametrize("value", ["not base64 !", "AAAA"])
+@pytest.mark.parametrize("value", ["not base64 !", "AAAA", "AAAé", None])
 def test_a_damaged_piece_model_in_the_file_is_one_line(value, trained_once, tmp_path, runner):
     run = trained_once(**MODELS["pieces"]) / "run"
     path = _export(runner, run, tmp_path / "m.onnx")
     proto = onnx.load(str(path))
-    for p in proto.metadata_props:
-        if p.key == "rnn.pieces":
-            p.value = value
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key != "rnn.pieces" or value is not None]
+    del proto.metadata_props[:]
+    for key, text in kept:
+        proto.metadata_props.add(key=key, value=value if key == "rnn.pieces" else text)
     onnx.save(proto, str(path))
     with pytest.raises(CheckpointError, match="rnn.pieces"):
         rnncli.load(path)
     result = runner.invoke(main, ["predict", "-c", str(path), "o menino"])
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith("rnn: error: ") and result.stderr.count("\n") == 1 and "rnn.pieces" in result.stderr
+
+
+def test_a_piece_model_whose_file_says_words_is_refused(trained_once, tmp_path, runner):
+    """Read as words, a piece file's vocabulary would answer in pieces: a file that carries a piece
+    model but says rnn.units words is damaged, in one line."""
+    run = trained_once(**MODELS["pieces"]) / "run"
+    path = _export(runner, run, tmp_path / "m.onnx")
+    proto = onnx.load(str(path))
+    for p in proto.metadata_props:
+        if p.key == "rnn.units":
+            p.value = "words"
+    onnx.save(proto, str(path))
+    with pytest.raises(CheckpointError, match="carries a piece model"):
+        rnncli.load(path)
+    result = runner.invoke(main, ["predict", "-c", str(path), "o menino"])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "rnn.pieces" in result.stderr
+
+
+def test_the_api_export_refuses_a_missing_folder_and_network_in_one_line(trained_once, tmp_path):
+    m = rnncli.load(trained_once(**MODELS["rnn"]) / "run")
+    with pytest.raises(UsageError, match="is not a folder"):
+        m.export(tmp_path / "no" / "m.onnx")
+    with pytest.raises(UsageError, match="holds no backward network"):
+        m.export(tmp_path / "m.onnx", direction="backward")
+    assert list(tmp_path.iterdir()) == []

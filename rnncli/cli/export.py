@@ -66,7 +66,10 @@ def export(checkpoint, output, overwrite, direction, int8):
     if checkpoint and str(checkpoint).endswith(".onnx"):
         raise usage(f"{checkpoint} is already an ONNX file: export reads a checkpoint folder (-c DIR)")
     model = open_model(checkpoint)
-    model.export(output, direction=direction, int8=int8)
     network = model.forward if direction == "forward" else model.backward
+    if network is None:
+        held = "backward" if direction == "forward" else "forward"
+        raise usage(f"{model.path} holds no {direction} network (only a {held} one); pass --direction {held}")
+    model.export(output, direction=direction, int8=int8)
     kind = "int8 " if int8 else ""
     click.echo(f"rnn: {kind}{network.shape.cell} model written to {output}", err=True)
