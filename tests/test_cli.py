@@ -133,3 +133,25 @@ def test_a_second_train_does_not_overwrite_a_run(trained_here, runner):
     result = runner.invoke(main, ["train", str(folder / "run.yaml")])
     assert result.exit_code == 2
     assert "--resume" in result.stderr
+
+
+def test_a_command_runs_with_a_long_first_gc_generation_and_restores_it(runner, monkeypatch):
+    """A command's start imports thousands of objects: the collector's first generation is made
+    long while it runs (start-up time), and the caller's setting comes back after, error or not."""
+    import gc
+
+    from rnncli.cli import predict
+    from rnncli.errors import UsageError
+
+    seen = []
+
+    def record(*args, **kwargs):
+        seen.append(gc.get_threshold())
+        raise UsageError("stop here")
+
+    monkeypatch.setattr(predict, "open_model", record)
+    before = gc.get_threshold()
+    result = runner.invoke(main, ["predict", "o menino"])
+    assert result.exit_code == 2 and "stop here" in result.stderr
+    assert seen == [(100_000, *before[1:])]
+    assert gc.get_threshold() == before
