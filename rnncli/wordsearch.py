@@ -14,7 +14,9 @@ joins to the same letters is not what the model was taught, and is not offered.
 ``search`` is a beam search: each round steps every kept prefix once (all queries and prefixes in
 one batch), turns each prefix into a finished word (times its boundary), and keeps the ``width``
 best extensions per query.  A query stops when no prefix can beat its k-th word any more (a
-prefix's probability bounds every word that extends it).  ``exact_search`` is the best-first search
+prefix's probability bounds every word that extends it), and a prefix that cannot is not stepped:
+each round steps a query's k best prefixes first, then the others only where the words those
+found leave them still able to win.  ``exact_search`` is the best-first search
 without a width, the reference the default width was measured against.
 """
 
