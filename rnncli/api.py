@@ -447,7 +447,7 @@ class Model:
         """Write one network (``direction``: forward or backward) as a self-contained ONNX file, as
         `rnn export` does: float32, or int8 weights with ``int8``; a word-piece model's file carries
         its piece model. Needs the ``onnx`` extra; the file is replaced atomically if it exists."""
-        from .onnx_export import export_onnx, require_onnx, require_onnxruntime
+        from .onnx_export import check_destination, export_onnx, require_onnx, require_onnxruntime
 
         require_onnx()
         if int8:
@@ -456,9 +456,7 @@ class Model:
             raise UsageError(f"direction must be forward or backward, not {direction!r}")
         if str(self.path).endswith(".onnx"):
             raise UsageError(f"{self.path} is already an ONNX file: export reads a checkpoint folder")
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise UsageError(f"{folder} is not a folder; make it first, or write the model elsewhere")
+        check_destination(path)
         network = self.forward if direction == "forward" else self.backward
         if network is None:
             held = "backward" if direction == "forward" else "forward"

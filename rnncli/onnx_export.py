@@ -83,6 +83,13 @@ def require_onnxruntime():
     return quantization
 
 
+def check_destination(path: str | os.PathLike) -> None:
+    """A UsageError, before any work, when the folder an ``.onnx`` file is to be written into is missing."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{folder} is not a folder; make it first, or write the model elsewhere")
+
+
 def onnx_gates(w: np.ndarray, cell: str) -> np.ndarray:
     """A torch-layout weight (G*H, ...) or bias (G*H,) with its gate blocks in ONNX's order."""
     blocks = np.split(w, len(_GATE_ORDER[cell]), axis=0)  # G blocks of (H, ...)

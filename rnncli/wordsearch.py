@@ -170,12 +170,14 @@ def _run(model, pieces, beam: _Beam, found: list[_Found], W: int, max_units: int
         rank = rank.reshape(-1)  # (R,) each row's place in its query
         ids = np.flatnonzero((rank < k) & (beam.logp > np.repeat(_bounds(found, beam, model.dtype), W)))
         lp, state = _read(model, pieces, beam, ids, found, W)
-        rest = np.flatnonzero((rank >= k) & (beam.logp > np.repeat(_bounds(found, beam, model.dtype), W)))
+        bounds = _bounds(found, beam, model.dtype)  # raised by the words those rows finished
+        rest = np.flatnonzero((rank >= k) & (beam.logp > np.repeat(bounds, W)))
         if rest.size:
             lp_rest, state_rest = _read(model, pieces, beam, rest, found, W)
             ids, lp = np.concatenate([ids, rest]), np.concatenate([lp, lp_rest])
             state = [tuple(np.concatenate(pair) for pair in zip(a, b)) for a, b in zip(state, state_rest)]
-        beam = _extend(beam, ids, lp, _bounds(found, beam, model.dtype), cont, W, state)
+            bounds = _bounds(found, beam, model.dtype)
+        beam = _extend(beam, ids, lp, bounds, cont, W, state)
 
 
 def _bounds(found: list[_Found], beam: _Beam, dtype) -> np.ndarray:

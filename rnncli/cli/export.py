@@ -51,16 +51,14 @@ def export(checkpoint, output, overwrite, direction, int8):
     ONNX ops only (DequantizeLinear, DynamicQuantizeLinear, MatMulInteger); an LSTM file uses
     onnxruntime's contrib op com.microsoft.DynamicQuantizeLSTM, so only onnxruntime runs it.
     """
-    from ..onnx_export import require_onnx, require_onnxruntime
+    from ..onnx_export import check_destination, require_onnx, require_onnxruntime
 
     require_onnx()  # before loading: a missing package is said first
     if int8:
         require_onnxruntime()
     if os.path.exists(output) and not overwrite:
         raise usage(f"{output} exists; pass --overwrite to replace it")
-    folder = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(folder):
-        raise usage(f"{folder} is not a folder; make it first, or write the model elsewhere")
+    check_destination(output)  # before loading: a wrong path is said first
     from .streams import open_model
 
     if checkpoint and str(checkpoint).endswith(".onnx"):
