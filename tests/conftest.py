@@ -109,6 +109,24 @@ def tiny_run(trained_once) -> Path:
     return trained_once() / "run"
 
 
+def rewrite_recorded_paths(run: Path, replacements: dict[str, str]) -> None:
+    """In a copied run folder, replace (old -> new) the paths the run recorded: in the config each
+    checkpoint.json keeps (its checksum made again) and in metrics.jsonl's checkpoint names."""
+    from rnncli import checkpoint as ckpt_mod
+
+    def moved(text: str) -> str:
+        for old, new in replacements.items():
+            text = text.replace(old, new)
+        return text
+
+    metrics = run / "metrics.jsonl"
+    metrics.write_text(moved(metrics.read_text(encoding="utf-8")), encoding="utf-8")
+    for meta_path in run.glob("*/" + ckpt_mod.META):
+        meta = json.loads(moved(meta_path.read_text(encoding="utf-8")))
+        meta[ckpt_mod.META_DIGEST] = ckpt_mod._meta_digest(meta)
+        meta_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")  # as saved
+
+
 def copy_trained_run(source: Path, folder: Path, pointer: bool = False) -> Path:
     """Put into folder what training source's config there would have left: run.yaml, run/ and
     .rnn/cache, every path the run recorded (the config in each checkpoint.json, with its checksum
@@ -117,18 +135,12 @@ def copy_trained_run(source: Path, folder: Path, pointer: bool = False) -> Path:
     Returns folder / "run"."""
     from rnncli import checkpoint as ckpt_mod
 
-    def moved(text: str) -> str:
-        return text.replace(str(source), str(folder))
-
     run = folder / "run"
     shutil.copytree(source / "run", run)
     shutil.copytree(source / ".rnn", folder / ".rnn", dirs_exist_ok=True)
-    for name in ("run.yaml", "run/metrics.jsonl"):
-        (folder / name).write_text(moved((source / name).read_text(encoding="utf-8")), encoding="utf-8")
-    for meta_path in run.glob("*/" + ckpt_mod.META):
-        meta = json.loads(moved(meta_path.read_text(encoding="utf-8")))
-        meta[ckpt_mod.META_DIGEST] = ckpt_mod._meta_digest(meta)
-        meta_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")  # as saved
+    run_yaml = (source / "run.yaml").read_text(encoding="utf-8")
+    (folder / "run.yaml").write_text(run_yaml.replace(str(source), str(folder)), encoding="utf-8")
+    rewrite_recorded_paths(run, {str(source): str(folder)})
     if pointer:
         ckpt_mod.remember_last_run(run, folder)
     return run
@@ -157,6 +169,18 @@ def working_in(folder: Path):
         yield folder
     finally:
         os.chdir(before)
+
+
+@pytest.fixture(scope="session")
+def golden_models(request, tmp_path_factory) -> tuple[dict[str, Path], list[dict]]:
+    """test_golden's three models (`default` is configs/default.yaml as it is), trained once per
+    session, and their `rnn train` records: (name -> run folder, records).  Read only.
+
+    pytest_collection_finish below starts their training when the tests are collected."""
+    from .test_golden import trained_models
+
+    started = getattr(request.config, "_rnn_golden_training", None)  # (folder, process)
+    return trained_models(*(started or (tmp_path_factory.mktemp("golden-models"), None)))
 
 
 @pytest.fixture
@@ -200,7 +224,35 @@ def pytest_sessionstart(session):
     session.config._rnn_start = (Path.cwd(), folder_state(Path.cwd()))
 
 
+def _uses_golden(item) -> bool:
+    return "golden_models" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(session, config, items):
+    # the tests of test_golden's models run last, so that their training has all the others' time
+    items[:] = [item for item in items if not _uses_golden(item)] + [item for item in items if _uses_golden(item)]
+
+
+def pytest_collection_finish(session):
+    """When a selected test uses test_golden's models, start training them now in a process of
+    their own (test_golden.start_training), beside the other tests, which run first."""
+    if any(_uses_golden(item) for item in session.items):
+        from .test_golden import start_training
+
+        folder = session.config._tmp_path_factory.mktemp("golden-models")
+        session.config._rnn_golden_training = (folder, start_training(folder))
+
+
+def _stop_golden_training(config) -> None:
+    # a session that ends before the golden tests ran (-x, Ctrl-C) leaves no training behind
+    _, process = getattr(config, "_rnn_golden_training", (None, None))
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()
+
+
 def pytest_sessionfinish(session, exitstatus):
+    _stop_golden_training(session.config)
     start = getattr(session.config, "_rnn_start", None)
     if start is None:
         return

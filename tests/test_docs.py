@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import rewrite_recorded_paths
+
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
@@ -27,18 +29,16 @@ def _examples():
 
 
 @pytest.fixture(scope="module")
-def checkout(tmp_path_factory):
-    """A folder like a user's checkout after `rnn train configs/default.yaml`."""
-    from rnncli.config import load_config
-    from rnncli.training import run_training
-
-    from .conftest import working_in
-
+def checkout(tmp_path_factory, golden_models):
+    """A folder like a user's checkout after `rnn train configs/default.yaml`: data/, configs/ and
+    checkpoints/default, a copy of the session's default model (trained once, for test_golden too),
+    with the paths it recorded naming this folder."""
     folder = tmp_path_factory.mktemp("checkout")
     shutil.copytree(REPO / "data", folder / "data")
     shutil.copytree(REPO / "configs", folder / "configs")
-    with working_in(folder):
-        run_training(load_config(str(folder / "configs" / "default.yaml")))
+    source, run = golden_models[0]["default"], folder / "checkpoints" / "default"
+    shutil.copytree(source, run)
+    rewrite_recorded_paths(run, {str(source): str(run), str(REPO): str(folder)})
     return folder
 
 
