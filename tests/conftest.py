@@ -172,15 +172,12 @@ def working_in(folder: Path):
 
 
 @pytest.fixture(scope="session")
-def golden_models(request, tmp_path_factory) -> tuple[dict[str, Path], list[dict]]:
+def golden_models(tmp_path_factory) -> tuple[dict[str, Path], list[dict]]:
     """test_golden's three models (`default` is configs/default.yaml as it is), trained once per
-    session, and their `rnn train` records: (name -> run folder, records).  Read only.
+    session, and their `rnn train` records: (name -> run folder, records).  Read only."""
+    from .test_golden import train_models
 
-    pytest_collection_finish below starts their training when the tests are collected."""
-    from .test_golden import trained_models
-
-    started = getattr(request.config, "_rnn_golden_training", None)  # (folder, process)
-    return trained_models(*(started or (tmp_path_factory.mktemp("golden-models"), None)))
+    return train_models(tmp_path_factory.mktemp("golden-models"))
 
 
 @pytest.fixture
@@ -224,35 +221,7 @@ def pytest_sessionstart(session):
     session.config._rnn_start = (Path.cwd(), folder_state(Path.cwd()))
 
 
-def _uses_golden(item) -> bool:
-    return "golden_models" in getattr(item, "fixturenames", ())
-
-
-def pytest_collection_modifyitems(session, config, items):
-    # the tests of test_golden's models run last, so that their training has all the others' time
-    items[:] = [item for item in items if not _uses_golden(item)] + [item for item in items if _uses_golden(item)]
-
-
-def pytest_collection_finish(session):
-    """When a selected test uses test_golden's models, start training them now in a process of
-    their own (test_golden.start_training), beside the other tests, which run first."""
-    if any(_uses_golden(item) for item in session.items):
-        from .test_golden import start_training
-
-        folder = session.config._tmp_path_factory.mktemp("golden-models")
-        session.config._rnn_golden_training = (folder, start_training(folder))
-
-
-def _stop_golden_training(config) -> None:
-    # a session that ends before the golden tests ran (-x, Ctrl-C) leaves no training behind
-    _, process = getattr(config, "_rnn_golden_training", (None, None))
-    if process is not None and process.poll() is None:
-        process.kill()
-        process.wait()
-
-
 def pytest_sessionfinish(session, exitstatus):
-    _stop_golden_training(session.config)
     start = getattr(session.config, "_rnn_start", None)
     if start is None:
         return

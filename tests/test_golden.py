@@ -3,11 +3,10 @@
 Each case below is one `rnn` command line (with its stdin, if any) run in-process on one of three
 models trained once per session: `default` (configs/default.yaml as it is), `both` (the same with
 model.direction=both, 3 epochs: 20 would double the run time) and `backward` (model.direction=backward,
-2 epochs). They train in a process of their own, started as soon as the tests are collected, while
-the other tests run (conftest.golden_models; these tests run last); test_docs copies `default`.
-Its stdout, stderr and exit code must equal tests/golden/outputs.jsonl, after replacing
-exactly what differs from run to run: the models' absolute folders (`{default}`, `{both}`,
-`{backward}`) and the time, speed and memory figures of `train` and `report`.
+2 epochs); conftest.golden_models trains them, and test_docs copies `default`. Its stdout, stderr
+and exit code must equal tests/golden/outputs.jsonl, after replacing exactly what differs from run
+to run: the models' absolute folders (`{default}`, `{both}`, `{backward}`) and the time, speed and
+memory figures of `train` and `report`.
 
 Training is deterministic on one machine but not across CPUs and BLAS builds, so the comparison has two
 modes. When this machine's fingerprint (numpy, CPU, BLAS and its thread count) equals the recording
@@ -26,11 +25,9 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import traceback
@@ -374,43 +371,11 @@ def read_record() -> tuple[dict, dict[str, dict]]:
     return json.loads(FINGERPRINT.read_text(encoding="utf-8")), {r["id"]: r for r in records}
 
 
-def start_training(folder: Path) -> subprocess.Popen:
-    """Starts `python -m tests.test_golden --train folder`: train_models(folder) in a process of its
-    own, which leaves its records in folder/records.json.  conftest.py starts it as soon as the
-    session's tests are collected, so that the three trainings (6 s of the quick loop) run on a
-    second core beside the tests that come before these."""
-    log = open(folder / "training.log", "wb")  # noqa: SIM115 (the process writes it until it ends)
-    env = {k: v for k, v in os.environ.items() if k != "RNN_CHECKPOINT"}
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.test_golden", "--train", str(folder)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    finally:
-        log.close()
-
-
-def trained_models(folder: Path, process: subprocess.Popen | None) -> tuple[dict[str, Path], list[dict]]:
-    """What train_models(folder) returns, from the process start_training(folder) started; trains
-    here, in this process, when there is none."""
-    if process is None:
-        return train_models(folder)
-    if process.wait() != 0:
-        log = (folder / "training.log").read_text(encoding="utf-8", errors="replace")
-        pytest.fail(f"training the golden models in {folder} failed (exit {process.returncode}):\n{log[-4000:]}", False)
-    records = json.loads((folder / "records.json").read_text(encoding="utf-8"))
-    return {name: folder / name / "run" for name in MODELS}, records
-
-
 @pytest.fixture(scope="session")
-def golden(golden_models, tmp_path_factory):
+def golden(request, tmp_path_factory):
     """The models trained once, the folder the cases run in, the record, and the comparison mode."""
     machine = fingerprint()  # before anything sets the BLAS threads
-    runs, trained = golden_models
+    runs, trained = request.getfixturevalue("golden_models")
     cases_dir = tmp_path_factory.mktemp("golden-cases")
     write_inputs(cases_dir)
     recorded_machine, records = read_record()
@@ -498,16 +463,7 @@ def record(force: bool) -> None:
     print(f"recorded {len(records)} cases in {OUTPUTS} on {machine}")
 
 
-def train_into(folder: Path) -> None:
-    """train_models(folder), with its records written to folder/records.json (start_training)."""
-    _, records = train_models(folder)
-    (folder / "records.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
-
-
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--train"] and len(sys.argv) == 3:
-        train_into(Path(sys.argv[2]))
-    elif "--record" in sys.argv[1:]:
-        record(force="--force" in sys.argv[1:])
-    else:
+    if "--record" not in sys.argv[1:]:
         sys.exit(__doc__)
+    record(force="--force" in sys.argv[1:])
