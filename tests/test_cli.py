@@ -139,13 +139,15 @@ def test_a_second_train_does_not_overwrite_a_run(trained_here, runner):
 def test_the_program_freezes_what_is_left_for_a_quick_exit_and_a_call_with_arguments_does_not(runner, monkeypatch):
     """As the `rnn` program (main() with no argument list, argv from the process), the objects left
     at the end are frozen out of the collector's sight, so that shutdown does not scan them; a call
-    with an argument list (a test's, a caller's) leaves the collector alone."""
+    with an argument list (a test's, a caller's) or standalone_mode=False leaves the collector alone."""
     import gc
 
     before = gc.get_freeze_count()
     result = runner.invoke(main, ["predict", "--help"])
     assert result.exit_code == 0 and gc.get_freeze_count() == before
     monkeypatch.setattr(sys, "argv", ["rnn", "--version"])
+    assert main(standalone_mode=False) == 0  # a caller that goes on after the command
+    assert gc.get_freeze_count() == before
     try:
         with pytest.raises(SystemExit) as stop:
             main()

@@ -64,15 +64,15 @@ class _Rnn(click.Group):
         command's argv is the process's and the process ends with it: every object left is then
         frozen out of the collector's sight (`gc.freeze`), so that the interpreter's shutdown does
         not scan them all once more (13 ms of `rnn predict`'s 130; files, atexit handlers and module
-        teardown are as before). An argument list (click's CliRunner, a caller's own) leaves the
-        collector as it found it."""
+        teardown are as before). An argument list (click's CliRunner, a caller's own), or
+        standalone_mode=False (a caller that goes on), leaves the collector as it found it."""
         thresholds = gc.get_threshold()
         gc.set_threshold(100_000, *thresholds[1:])
         try:
             return self._main(*args, **kwargs)
         finally:
             gc.set_threshold(*thresholds)
-            if not args and "args" not in kwargs:
+            if not args and "args" not in kwargs and kwargs.get("standalone_mode", True):
                 gc.freeze()
 
     def _main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
