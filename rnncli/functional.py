@@ -154,7 +154,7 @@ def score_targets_(
             above = scratch[: b - a]
             np.copyto(above, np.greater(x, target, out=flags[: b - a]), casting="unsafe")
             rank[a:b] = above @ ones
-            fix_ranks(x, target, targets[a:b], rank[a:b], skip)
+            _fix_ranks(x, target, targets[a:b], rank[a:b], skip)
             with np.errstate(over="ignore", under="ignore"):  # caught below, on the sums
                 e = np.exp(x, out=scratch[: b - a])
             sums = e @ ones  # (b,)
@@ -179,7 +179,7 @@ def score_targets_(
 RANKED = 5
 
 
-def fix_ranks(x: np.ndarray, target: np.ndarray, ids: np.ndarray, rank: np.ndarray, skip: int | None) -> None:
+def _fix_ranks(x: np.ndarray, target: np.ndarray, ids: np.ndarray, rank: np.ndarray, skip: int | None) -> None:
     """Ranks of rows (b,) counted with strict ``>``: add the ties with a lower id and take ``skip``
     out, for the rows that could be a hit (rank below RANKED), in place."""
     if skip is not None:
@@ -193,6 +193,17 @@ def fix_ranks(x: np.ndarray, target: np.ndarray, ids: np.ndarray, rank: np.ndarr
         rank[rows] += np.count_nonzero(tied, axis=1)
     if skip is not None:
         rank[ids == skip] = x.shape[1]
+
+
+def score_log_probs(
+    log_probs: np.ndarray, targets: np.ndarray, skip: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """From full log-probabilities (N, V): each target's log-probability (N,) float64 and rank (N,),
+    counted as ``score_targets_`` counts them (strict ``>``, then ``_fix_ranks``)."""
+    target = log_probs[np.arange(len(targets)), targets]  # (N,)
+    rank = (log_probs > target[:, None]).sum(axis=1)  # (N,) int64
+    _fix_ranks(log_probs, target[:, None], targets, rank, skip)
+    return target.astype(np.float64), rank
 
 
 def _available_cores() -> int:

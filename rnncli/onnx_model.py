@@ -26,10 +26,8 @@ import numpy as np
 
 from .checkpoint import Checkpoint
 from .errors import CheckpointError, ConfigError, UsageError
-from .functional import fix_ranks
+from .functional import score_log_probs
 from .tokenizer import Tokenizer, Vocab
-
-INSTALL_HINT = 'pip install -e ".[onnx]"'
 
 
 @dataclass(frozen=True)
@@ -64,11 +62,8 @@ class LogProbOutput:
 
     def score(self, params, x: np.ndarray, targets: np.ndarray, skip: int | None = None):
         """Each target's log-probability (N,) float64 and rank (N,), ranks and ``skip`` as
-        ``functional.score_targets_`` counts them (the tie and ``<unk>`` rule: ``fix_ranks``)."""
-        target = x[np.arange(len(targets)), targets]  # (N,)
-        rank = (x > target[:, None]).sum(axis=1)  # (N,) int64
-        fix_ranks(x, target[:, None], targets, rank, skip)
-        return target.astype(np.float64), rank
+        ``functional.score_targets_`` counts them (the tie and ``<unk>`` rule: ``functional._fix_ranks``)."""
+        return score_log_probs(x, targets, skip)
 
 
 class OnnxNetwork:
@@ -133,6 +128,8 @@ def _require_onnxruntime():
     try:
         import onnxruntime
     except ImportError:
+        from .onnx_export import INSTALL_HINT
+
         raise UsageError(f"running an .onnx file needs the onnxruntime package: {INSTALL_HINT}") from None
     return onnxruntime
 

@@ -111,17 +111,14 @@ class Pieces:
 
     def units(self, words: Iterable[str]) -> np.ndarray:
         """The unit ids of a word sequence, (N,) int32 (``encode`` without where each word starts)."""
-        spelled = [self.spell(w) for w in words]
-        return np.concatenate(spelled).astype(np.int32) if spelled else np.zeros(0, dtype=np.int32)
+        return _joined([self.spell(w) for w in words])
 
     def encode(self, words: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """(unit ids (N,) int32, index of each word's first unit (W,) int64) of a word sequence."""
         spelled = [self.spell(w) for w in words]
-        if not spelled:
-            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
         lengths = np.fromiter((len(s) for s in spelled), dtype=np.int64, count=len(spelled))
-        starts = np.concatenate([[0], np.cumsum(lengths[:-1])])
-        return np.concatenate(spelled).astype(np.int32), starts
+        starts = np.concatenate([[0], np.cumsum(lengths[:-1])]) if spelled else lengths
+        return _joined(spelled), starts
 
     def expand(self, word_ids: np.ndarray, words: list[str]) -> np.ndarray:
         """A stream of provisional word ids (data.py) as the stream of their units, (N',) int32."""
@@ -242,3 +239,8 @@ def load_pieces(proto: bytes, vocab: Vocab, where: str) -> Pieces:
         raise CheckpointError(
             f"{where}: a word-piece model needs the sentencepiece package: pip install sentencepiece"
         ) from None
+
+
+def _joined(spelled: list[np.ndarray]) -> np.ndarray:
+    """Spellings one after the other, (N,) int32."""
+    return np.concatenate(spelled).astype(np.int32) if spelled else np.zeros(0, dtype=np.int32)

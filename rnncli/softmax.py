@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .functional import cross_entropy_, fix_ranks, log_softmax, rows_per_block, score_targets_
+from .functional import cross_entropy_, log_softmax, rows_per_block, score_log_probs, score_targets_
 
 SCORE_FLOATS = 1 << 22  # logits per slice of FullSoftmax.score: 16 MB of float32
 
@@ -156,11 +156,7 @@ class AdaptiveSoftmax:
         self, params, hidden: np.ndarray, targets: np.ndarray, skip: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Each target's log-probability (N,) and rank (N,) among all V words (functional.score_targets_'s)."""
-        log_probs = self.log_probs(params, hidden)
-        target = log_probs[np.arange(len(targets)), targets]
-        rank = (log_probs > target[:, None]).sum(axis=1)
-        fix_ranks(log_probs, target[:, None], targets, rank, skip)
-        return target.astype(np.float64), rank
+        return score_log_probs(self.log_probs(params, hidden), targets, skip)
 
     def target_log_probs(self, params, hidden: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Each target's log-probability (N,) float64, as ``log_probs`` gives it, but each tail is
